@@ -1,0 +1,197 @@
+"""Fits that turn predicted geometric floors into observed distillation floors.
+
+- Two-component calibration (paper Eq. 3): L_obs = C * L*_pred + B. With a measured baseline B (the d_S = d_T
+  control run) only C is fitted; otherwise C and B are fitted together (affine least squares). The pure linear fit
+  L_obs = C * L*_pred is reported beside it for contrast (the paper's Table 4).
+- Power law (paper Eq. 4): L_obs(d_S) = a * d_S^-gamma + c, fitted by profile least squares: for each gamma the
+  best (a, c) is linear, and gamma is found by golden-section search on the profiled residual.
+
+Both report R^2 = 1 - SS_res / SS_tot and percentile bootstrap intervals (resampling points with replacement).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .validation import check_paired
+
+BOOTSTRAP_SAMPLES = 2000
+
+
+def r_squared(observed: np.ndarray, fitted: np.ndarray) -> float:
+    """Coefficient of determination 1 - sum (y - f)^2 / sum (y - mean y)^2 (negative when worse than the mean)."""
+    total = float(np.sum((observed - observed.mean()) ** 2))
+    residual = float(np.sum((observed - fitted) ** 2))
+    return 1.0 - residual / total if total > 0 else float("nan")
+
+
+def _bootstrap(
+    x: np.ndarray, y: np.ndarray, fit: Callable[[np.ndarray, np.ndarray], tuple[float, ...]], n_params: int, seed: int,
+    confidence: float,
+) -> list[tuple[float, float]]:
+    """Percentile intervals of ``fit``'s parameters over resamples that have at least two distinct x values."""
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(BOOTSTRAP_SAMPLES):
+        index = rng.integers(0, x.size, x.size)
+        if np.unique(x[index]).size < min(n_params, x.size):
+            continue
+        try:
+            draws.append(fit(x[index], y[index]))
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            continue
+    if not draws:
+        return [(float("nan"), float("nan"))] * n_params
+    values = np.asarray(draws)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    return [(float(np.percentile(values[:, k], tail)), float(np.percentile(values[:, k], 100 - tail))) for k in range(n_params)]
+
+
+@dataclass
+class TwoComponentFit:
+    """L_obs = C * L*_pred + B (paper Eq. 3), with the linear fit (B = 0) beside it."""
+
+    C: float
+    B: float
+    r2: float
+    baseline_fixed: bool
+    linear_C: float
+    linear_r2: float
+    C_interval: tuple[float, float]
+    B_interval: tuple[float, float]
+    n_points: int
+
+    def predict(self, predicted_floor) -> np.ndarray:
+        return self.C * np.asarray(predicted_floor, dtype=np.float64) + self.B
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TwoComponentFit":
+        data = dict(data)
+        data["C_interval"] = tuple(data["C_interval"])
+        data["B_interval"] = tuple(data["B_interval"])
+        return cls(**data)
+
+    def summary(self) -> str:
+        mode = "B fixed from the control run" if self.baseline_fixed else "affine, C and B fitted"
+        return (
+            f"L_obs = {self.C:.4g} * L*_pred + {self.B:.4g}  ({mode}; R^2 = {self.r2:.4f}, n = {self.n_points}); "
+            f"linear L_obs = {self.linear_C:.4g} * L*_pred: R^2 = {self.linear_r2:.4f}"
+        )
+
+
+def _affine(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    (slope, intercept), *_ = np.linalg.lstsq(design, y, rcond=None)
+    return float(slope), float(intercept)
+
+
+def _slope_through(x: np.ndarray, y: np.ndarray) -> float:
+    denominator = float(np.dot(x, x))
+    if denominator == 0.0:
+        raise ValueError("predicted floors are all zero: C cannot be fitted (the students keep every feature).")
+    return float(np.dot(x, y)) / denominator
+
+
+def fit_two_component(
+    predicted: Sequence[float], observed: Sequence[float], baseline: float | None = None, seed: int = 0,
+    confidence: float = 0.95,
+) -> TwoComponentFit:
+    """Fit the observed floors as C * predicted + B (paper Eq. 3).
+
+    Args:
+        predicted: geometric floors L*(d_S) from Eq. 2, one per student.
+        observed: measured distillation floors (e.g. per-token KL), one per student.
+        baseline: B measured independently (the d_S = d_T control's floor). Given: only C is fitted, by least
+            squares of (observed - B) on predicted. None: C and B are fitted together.
+        seed: seed of the bootstrap resampling.
+        confidence: coverage of the percentile bootstrap intervals.
+    """
+    minimum = 1 if baseline is not None else 2
+    x, y = check_paired(predicted, observed, "predicted", "observed", minimum)
+    if np.any(x < 0):
+        raise ValueError("predicted floors must be >= 0 (they are sums of non-negative contributions).")
+    linear_C = _slope_through(x, y)
+    linear_r2 = r_squared(y, linear_C * x)
+    if baseline is not None:
+        if not math.isfinite(baseline):
+            raise ValueError(f"baseline must be a finite number (the control run's floor), got {baseline!r}.")
+        B = float(baseline)
+        C = _slope_through(x, y - B)
+        fit = lambda xs, ys: (_slope_through(xs, ys - B), B)  # noqa: E731
+    else:
+        if np.unique(x).size < 2:
+            raise ValueError("predicted needs at least two distinct values for an affine fit; pass baseline= instead.")
+        C, B = _affine(x, y)
+        fit = _affine
+    intervals = _bootstrap(x, y, fit, 2, seed, confidence)
+    return TwoComponentFit(
+        C=C, B=B, r2=r_squared(y, C * x + B), baseline_fixed=baseline is not None, linear_C=linear_C,
+        linear_r2=linear_r2, C_interval=intervals[0], B_interval=intervals[1], n_points=int(x.size),
+    )
+
+
+@dataclass
+class PowerLawFit:
+    """L_obs(d_S) = a * d_S^-gamma + c (paper Eq. 4)."""
+
+    a: float
+    gamma: float
+    c: float
+    r2: float
+    a_interval: tuple[float, float] = field(default=(float("nan"), float("nan")))
+    gamma_interval: tuple[float, float] = field(default=(float("nan"), float("nan")))
+    c_interval: tuple[float, float] = field(default=(float("nan"), float("nan")))
+    n_points: int = 0
+
+    def predict(self, widths) -> np.ndarray:
+        return self.a * np.asarray(widths, dtype=np.float64) ** (-self.gamma) + self.c
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return f"L_obs = {self.a:.4g} * d_S^-{self.gamma:.4g} + {self.c:.4g}  (R^2 = {self.r2:.4f}, n = {self.n_points})"
+
+
+def _profile(widths: np.ndarray, y: np.ndarray, gammas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best (a, c) for each fixed gamma in closed form (simple regression on u = d^-gamma), and the residual SS."""
+    u = widths[None, :] ** (-gammas[:, None])
+    u_centered = u - u.mean(axis=1, keepdims=True)
+    y_centered = y - y.mean()
+    a = (u_centered @ y_centered) / np.maximum((u_centered**2).sum(axis=1), 1e-300)
+    c = y.mean() - a * u.mean(axis=1)
+    residual = ((a[:, None] * u + c[:, None] - y[None, :]) ** 2).sum(axis=1)
+    return a, c, residual
+
+
+def _power_law(widths: np.ndarray, y: np.ndarray, gamma_range: tuple[float, float] = (1e-3, 4.0)) -> tuple[float, float, float]:
+    """Minimise the profiled residual over gamma: a coarse grid, then a fine grid between the best point's neighbours."""
+    grid = np.linspace(*gamma_range, 1000)
+    for _ in range(2):
+        best = int(np.argmin(_profile(widths, y, grid)[2]))
+        grid = np.linspace(grid[max(best - 1, 0)], grid[min(best + 1, grid.size - 1)], 1000)
+    a, c, residual = _profile(widths, y, grid)
+    best = int(np.argmin(residual))
+    return float(a[best]), float(grid[best]), float(c[best])
+
+
+def fit_power_law(widths: Sequence[float], observed: Sequence[float], seed: int = 0, confidence: float = 0.95) -> PowerLawFit:
+    """Fit L_obs(d_S) = a * d_S^-gamma + c (paper Eq. 4) by profile least squares over gamma in (0, 4]."""
+    x, y = check_paired(widths, observed, "widths", "observed", 3)
+    if np.any(x <= 0):
+        raise ValueError("widths must all be positive for a power law in d_S.")
+    if np.unique(x).size < 3:
+        raise ValueError("widths needs at least three distinct values to fit a, gamma and c.")
+    a, gamma, c = _power_law(x, y)
+    intervals = _bootstrap(x, y, _power_law, 3, seed, confidence)
+    return PowerLawFit(
+        a=a, gamma=gamma, c=c, r2=r_squared(y, a * x ** (-gamma) + c), a_interval=intervals[0],
+        gamma_interval=intervals[1], c_interval=intervals[2], n_points=int(x.size),
+    )

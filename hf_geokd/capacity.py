@@ -1,0 +1,184 @@
+"""Capacity g(alpha): how many sparse features one hidden dimension can carry.
+
+Every kind maps a sparsity ``alpha`` (a feature is active with probability ``p = 1 - alpha``) to features per
+dimension:
+
+- ``paper``: g = 1 / (p ln(1/p)) (paper Eq. 1). It has its minimum e at alpha = 1 - 1/e and diverges as
+  alpha -> 0, so it is only meaningful for alpha >= 1 - 1/e; below that a :class:`CapacityWarning` is raised.
+- ``dt_signed`` / ``dt_nonneg``: the exact Donoho-Tanner weak threshold for l1 recovery of signed / non-negative
+  sparse vectors, g = 1 / psi(p), with the statistical dimension
+  psi(eps) = min_tau [eps (1 + tau^2) + (1 - eps) c J(tau)],  J(tau) = (1 + tau^2) Phi(-tau) - tau phi(tau),
+  c = 2 and tau >= 0 (signed), c = 1 and tau real (non-negative). Monotone, g(0) = 1.
+- ``mono``: g = 1 / (p (1 + ln(1/p))), a monotone closed form with g(0) = 1 close to ``dt_signed``.
+- ``info``: g = 1 / p, the information ceiling for any decoder.
+- a :class:`FittedCapacity` object: g_eff = a * g_base^b, fitted to measured floors.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+
+from .validation import check_alpha, check_contributions, check_positive_int, check_width
+
+PAPER_VALID_ALPHA = 1.0 - 1.0 / math.e
+CAPACITY_KINDS = ("paper", "dt_signed", "dt_nonneg", "mono", "info")
+
+
+class CapacityWarning(UserWarning):
+    """The paper's g(alpha) is used outside the regime where it is a capacity (alpha < 1 - 1/e)."""
+
+
+@dataclass(frozen=True)
+class FittedCapacity:
+    """Effective capacity g_eff(alpha) = a * g_base(alpha)^b, fitted to measured floors or kept-feature counts."""
+
+    a: float
+    b: float
+    base: str = "paper"
+
+    def __post_init__(self) -> None:
+        if self.base not in CAPACITY_KINDS:
+            raise ValueError(f"FittedCapacity.base must be one of {CAPACITY_KINDS}, got {self.base!r}.")
+        if not (math.isfinite(self.a) and self.a > 0 and math.isfinite(self.b)):
+            raise ValueError(f"FittedCapacity needs a finite a > 0 and a finite b, got a={self.a!r}, b={self.b!r}.")
+
+    @property
+    def name(self) -> str:
+        return f"fitted({self.a:.3g}*{self.base}^{self.b:.3g})"
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "base": self.base}
+
+
+CapacityKind = Union[str, FittedCapacity]
+
+
+def kind_name(kind: CapacityKind) -> str:
+    """A printable name for a capacity kind."""
+    return kind.name if isinstance(kind, FittedCapacity) else str(kind)
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def _normal_pdf(x: float) -> float:
+    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def _gaussian_tail_moment(tau: float) -> float:
+    """J(tau) = E[(Z - tau)_+^2] = (1 + tau^2) Phi(-tau) - tau phi(tau) for Z ~ N(0, 1)."""
+    return (1.0 + tau * tau) * _normal_cdf(-tau) - tau * _normal_pdf(tau)
+
+
+def statistical_dimension(eps: float, signed: bool = True) -> float:
+    """psi(eps): the normalised statistical dimension of the l1 descent cone at an eps-sparse point.
+
+    The objective eps (1 + tau^2) + (1 - eps) c J(tau) is convex in tau; its derivative over 2 is
+    eps tau + (1 - eps) c (tau Phi(-tau) - phi(tau)), increasing in tau, whose root is found by bisection.
+    """
+    if eps <= 0.0:
+        return 0.0
+    if eps >= 1.0:
+        return 1.0
+    c = 2.0 if signed else 1.0
+
+    def slope(tau: float) -> float:
+        return eps * tau + (1.0 - eps) * c * (tau * _normal_cdf(-tau) - _normal_pdf(tau))
+
+    low, high = (0.0 if signed else -10.0), 40.0
+    for _ in range(200):
+        mid = 0.5 * (low + high)
+        if slope(mid) > 0.0:
+            high = mid
+        else:
+            low = mid
+    tau = 0.5 * (low + high)
+    return eps * (1.0 + tau * tau) + (1.0 - eps) * c * _gaussian_tail_moment(tau)
+
+
+def _base_capacity(alpha: float, kind: str) -> float:
+    p = 1.0 - alpha
+    if kind == "paper":
+        if alpha == 0.0:
+            raise ValueError(
+                "capacity(alpha=0, kind='paper') is 1/(1 * ln 1), which diverges (the paper's Table 7 lists 1.0). "
+                "Use kind='dt_signed', 'dt_nonneg' or 'mono' for dense features."
+            )
+        if alpha < PAPER_VALID_ALPHA:
+            warnings.warn(
+                f"capacity(kind='paper') at alpha={alpha:.4g} < 1 - 1/e = {PAPER_VALID_ALPHA:.4f}: Eq. 1 is outside "
+                "its regime (it grows again as alpha -> 0). Use kind='dt_signed' or 'mono' there.",
+                CapacityWarning,
+                stacklevel=3,
+            )
+        return 1.0 / (p * math.log(1.0 / p))
+    if kind == "dt_signed":
+        return 1.0 / statistical_dimension(p, signed=True)
+    if kind == "dt_nonneg":
+        return 1.0 / statistical_dimension(p, signed=False)
+    if kind == "mono":
+        return 1.0 / (p * (1.0 + math.log(1.0 / p)))
+    if kind == "info":
+        return 1.0 / p
+    raise ValueError(f"Unknown capacity kind {kind!r}: choose one of {CAPACITY_KINDS} or a FittedCapacity.")
+
+
+def capacity(alpha: float, kind: CapacityKind = "paper") -> float:
+    """Features per hidden dimension g(alpha) for sparsity ``alpha`` in [0, 1) (paper Eq. 1 for kind='paper').
+
+    ``alpha = 0`` (dense features) is accepted by every kind except ``paper``, whose formula diverges there.
+    """
+    alpha = check_alpha(alpha)
+    if isinstance(kind, FittedCapacity):
+        return kind.a * _base_capacity(alpha, kind.base) ** kind.b
+    return _base_capacity(alpha, kind)
+
+
+def critical_width(n_features: int, alpha: float, kind: CapacityKind = "paper") -> float:
+    """d* = F / g(alpha): the narrowest width that keeps all ``n_features`` features (paper section 3.3)."""
+    n_features = check_positive_int(n_features, "n_features")
+    return n_features / capacity(alpha, kind)
+
+
+def kept_features(width: int, alpha: float, n_features: int, kind: CapacityKind = "paper") -> int:
+    """F_S = min(floor(d_S * g(alpha)), F): features a width-``width`` student keeps (Theorem 1)."""
+    width = check_width(width)
+    n_features = check_positive_int(n_features, "n_features")
+    # A tiny relative slack keeps exact products (e.g. 2 * 2.0) from flooring one below through rounding.
+    return min(int(math.floor(width * capacity(alpha, kind) * (1.0 + 1e-12))), n_features)
+
+
+def predicted_floor(
+    contributions, width: int, alpha: float, kind: CapacityKind = "paper", normalize: bool = False
+) -> float:
+    """L*(d_S) = sum_{i > F_S} I_i E[x_i^2] (paper Eq. 2).
+
+    ``contributions`` holds one non-negative value per feature (toy model: I_i E[x_i^2]; SAE: E[z_i^2] ||W_dec,i||^2).
+    They are ranked in descending order (the student keeps the most important, assumption A2) and the tail beyond
+    F_S is summed. With ``normalize=True`` the floor is a fraction of the total (the paper's Table 2 units).
+    """
+    values = np.sort(check_contributions(contributions))[::-1]
+    kept = kept_features(width, alpha, values.size, kind)
+    floor = float(values[kept:].sum())
+    if normalize:
+        total = float(values.sum())
+        if total <= 0.0:
+            raise ValueError("contributions sum to zero: there is no energy to normalise by.")
+        floor /= total
+    return floor
+
+
+def capacity_table(alphas: np.ndarray, kinds: tuple[str, ...] = CAPACITY_KINDS) -> dict[str, np.ndarray]:
+    """g(alpha) for each kind over ``alphas`` (warnings of the paper kind are silenced: callers plot its regime)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CapacityWarning)
+        return {
+            kind: np.array([np.nan if (kind == "paper" and a == 0) else capacity(float(a), kind) for a in alphas])
+            for kind in kinds
+        }

@@ -1,0 +1,130 @@
+"""The ``geokd`` command line: predict, paper, toy, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .capacity import CAPACITY_KINDS, CapacityWarning
+from .tables import markdown_table
+
+DEFAULT_WIDTHS = (32, 64, 128, 256, 512, 768, 1024)
+
+
+def load_predictor(args: argparse.Namespace):
+    """A FloorPredictor from a saved predictor or stats folder, a Hub repo, or plain numbers (--n-features, --l0)."""
+    from .predictor import FloorPredictor
+    from .stats import STATS_CONFIG_NAME, FeatureStats
+
+    if args.source is None:
+        if args.n_features is None or args.l0 is None:
+            raise ValueError("pass a folder or repo id, or both --n-features and --l0.")
+        if args.zipf_exponent is None:
+            raise ValueError(
+                "plain numbers give F and L0 but no importance spectrum: pass --zipf-exponent BETA to assume "
+                "contributions proportional to rank^-BETA, or point at measured stats."
+            )
+        ranks = np.arange(1, args.n_features + 1, dtype=np.float64)
+        stats = FeatureStats.from_counts(
+            args.n_features, args.l0, ranks ** (-args.zipf_exponent), d_in=args.d_in,
+            metadata={"spectrum": f"assumed rank^-{args.zipf_exponent}"},
+        )
+        return FloorPredictor(stats, args.kind or "paper", allow_wider=args.allow_wider)
+    folder = Path(args.source)
+    if folder.is_dir() and (folder / STATS_CONFIG_NAME).is_file() and not (folder / "config.json").is_file():
+        return FloorPredictor(FeatureStats.load(folder), args.kind or "paper", allow_wider=args.allow_wider)
+    saved = FloorPredictor.from_pretrained(args.source)
+    return FloorPredictor(saved.stats, args.kind or saved.capacity_kind, saved.calibration, allow_wider=args.allow_wider)
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    from .cards import critical_widths
+    from .plots import plot_predicted_floors
+    from .predictor import FloorPredictor
+
+    predictor = load_predictor(args)
+    stats = predictor.stats
+    widths = args.widths or [w for w in DEFAULT_WIDTHS if stats.d_in is None or w <= stats.d_in]
+    print(predictor.summary())
+    print("d* per capacity kind: " + ", ".join(f"{k} {v:,.1f}" for k, v in critical_widths(stats.n_features, stats.alpha).items()))
+    if stats.metadata.get("spectrum"):
+        print(f"importance spectrum: {stats.metadata['spectrum']} (an assumption, not a measurement)")
+    table = predictor.predict(widths)
+    print()
+    print(markdown_table(table))
+    if args.plot:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CapacityWarning)
+            tables = {kind: FloorPredictor(stats, kind, allow_wider=predictor.allow_wider).predict(widths) for kind in CAPACITY_KINDS}
+        print(f"\nplot: {plot_predicted_floors(tables, args.plot)}")
+    if args.save:
+        predictor.save_pretrained(args.save)
+        print(f"predictor saved to {args.save}")
+    return 0
+
+
+def command_paper(args: argparse.Namespace) -> int:
+    from .paper import paper_checks
+
+    checks = paper_checks()
+    for section, rows in checks.groupby("section", sort=False):
+        print(f"\n## {section}\n")
+        print(markdown_table(rows.drop(columns="section")))
+    counts = checks["status"].value_counts()
+    print("\n" + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    if args.out:
+        from .report import write_paper_report
+
+        print(f"report: {write_paper_report(checks, args.out)}")
+    return 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    print(f"report: {run_demo(args.out)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="geokd", description="Geometric limits of knowledge distillation.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser("predict", help="predicted floors at student widths")
+    predict.add_argument("source", nargs="?", help="a predictor or FeatureStats folder, or a Hub repo id")
+    predict.add_argument("--widths", type=int, nargs="+", help=f"student widths (default {DEFAULT_WIDTHS} up to d_T)")
+    predict.add_argument("--kind", choices=CAPACITY_KINDS, help="capacity model g(alpha) (default: the predictor's, else paper)")
+    predict.add_argument("--n-features", type=int, help="F, alive features (with --l0, instead of a source)")
+    predict.add_argument("--l0", type=float, help="mean active features per token")
+    predict.add_argument("--d-in", type=int, help="teacher hidden size (widths above it are refused)")
+    predict.add_argument("--zipf-exponent", type=float, help="assume contributions proportional to rank^-BETA")
+    predict.add_argument("--allow-wider", action="store_true", help="accept widths above the teacher's")
+    predict.add_argument("--plot", help="write a PNG of floor vs width for every capacity kind")
+    predict.add_argument("--save", help="save the predictor to this folder")
+    predict.set_defaults(func=command_predict)
+
+    paper = commands.add_parser("paper", help="recompute the paper's derived numbers beside its printed ones")
+    paper.add_argument("--out", help="also write report.md and figures to this folder")
+    paper.set_defaults(func=command_paper)
+
+    demo = commands.add_parser("demo", help="the embedded end-to-end demo (offline, CPU)")
+    demo.add_argument("--out", default="outputs/demo", help="folder for the report and figures")
+    demo.set_defaults(func=command_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"geokd {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

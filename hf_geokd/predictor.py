@@ -1,0 +1,179 @@
+"""FloorPredictor: predicted distillation floors at any student width from a teacher's feature statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+from huggingface_hub import ModelCard, ModelHubMixin, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
+
+from .calibration import TwoComponentFit, fit_two_component
+from .capacity import CapacityKind, FittedCapacity, capacity, critical_width, kept_features, kind_name, predicted_floor
+from .cards import render_card
+from .stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME, FeatureStats
+from .validation import check_width
+
+PREDICTOR_CONFIG_NAME = "config.json"
+
+
+def _decode_kind(kind: CapacityKind | dict) -> CapacityKind:
+    return FittedCapacity(**kind) if isinstance(kind, dict) else kind
+
+
+class FloorPredictor(
+    ModelHubMixin,
+    library_name="hf-geokd",
+    tags=["hf-geokd", "knowledge-distillation", "superposition", "loss-floor"],
+    paper_url="https://arxiv.org/abs/2604.04037",
+):
+    """Predict the loss floor L*(d_S) of a distilled student (paper Eq. 2) and, once calibrated, its observed floor
+    C * L*(d_S) + B (paper Eq. 3).
+
+    Args:
+        stats: the teacher's :class:`FeatureStats`.
+        capacity_kind: the capacity model g(alpha): ``paper`` (Eq. 1), ``dt_signed``, ``dt_nonneg``, ``mono``,
+            ``info`` or a :class:`FittedCapacity`.
+        calibration: a :class:`TwoComponentFit` mapping predicted to observed floors (see :meth:`calibrate`).
+        allow_wider: accept widths above the teacher's hidden size (by default they are an error: a student wider
+            than its teacher is not a compression).
+    """
+
+    def __init__(
+        self,
+        stats: FeatureStats,
+        capacity_kind: CapacityKind = "paper",
+        calibration: TwoComponentFit | dict | None = None,
+        allow_wider: bool = False,
+    ) -> None:
+        if not isinstance(stats, FeatureStats):
+            raise ValueError(f"stats must be a FeatureStats, got {type(stats).__name__}.")
+        self.stats = stats
+        self.capacity_kind = _decode_kind(capacity_kind)
+        capacity(stats.alpha, self.capacity_kind)  # validates the kind early, warns once outside the paper's regime
+        self.calibration = TwoComponentFit.from_dict(calibration) if isinstance(calibration, dict) else calibration
+        self.allow_wider = allow_wider
+
+    # ----------------------------------------------------------------------------------------------- predictions
+    @property
+    def capacity(self) -> float:
+        """g(alpha) of the teacher's sparsity under this predictor's capacity kind."""
+        return capacity(self.stats.alpha, self.capacity_kind)
+
+    @property
+    def critical_width(self) -> float:
+        """d* = F / g(alpha): the narrowest student that keeps every feature."""
+        return critical_width(self.stats.n_features, self.stats.alpha, self.capacity_kind)
+
+    def _check_widths(self, widths: Iterable[int] | int) -> list[int]:
+        widths = [widths] if isinstance(widths, (int, float)) else list(widths)
+        if not widths:
+            raise ValueError("widths is empty: pass one or more student hidden sizes, e.g. [128, 256, 512].")
+        checked = [check_width(width, "widths") for width in widths]
+        d_in = self.stats.d_in
+        if d_in is not None and not self.allow_wider and max(checked) > d_in:
+            raise ValueError(
+                f"widths {[w for w in checked if w > d_in]} exceed the teacher's hidden size {d_in}: a student that "
+                "wide is not a compression. Pass allow_wider=True to predict there anyway."
+            )
+        return checked
+
+    def predict(self, widths: Iterable[int] | int) -> pd.DataFrame:
+        """One row per width: capacity g, kept features F_S, dropped features, the predicted floor as a fraction of
+        the teacher's feature energy (Table 2 units), the raw floor, and the calibrated floor when calibrated."""
+        rows = []
+        contributions = self.stats.contributions
+        for width in self._check_widths(widths):
+            kept = kept_features(width, self.stats.alpha, self.stats.n_features, self.capacity_kind)
+            row: dict[str, Any] = {
+                "width": width,
+                "kept": kept,
+                "dropped": self.stats.n_features - kept,
+                "predicted_floor": predicted_floor(contributions, width, self.stats.alpha, self.capacity_kind, normalize=True),
+                "predicted_floor_raw": predicted_floor(contributions, width, self.stats.alpha, self.capacity_kind),
+            }
+            if self.calibration is not None:
+                row["calibrated_floor"] = float(self.calibration.predict(row["predicted_floor"]))
+            rows.append(row)
+        table = pd.DataFrame(rows)
+        table.attrs.update(capacity_kind=kind_name(self.capacity_kind), capacity=self.capacity, critical_width=self.critical_width)
+        return table
+
+    def calibrate(
+        self, widths: Iterable[int], observed: Iterable[float], control_width: int | None = None, seed: int = 0
+    ) -> TwoComponentFit:
+        """Fit observed floors as C * L*(d_S) + B (paper Eq. 3) and attach the fit to this predictor.
+
+        With ``control_width`` (normally d_S = d_T), B is that run's observed floor and C is fitted on the other
+        widths, as in the paper; otherwise C and B are both fitted (affine).
+        """
+        widths = self._check_widths(widths)
+        observed = [float(value) for value in observed]
+        if len(observed) != len(widths):
+            raise ValueError(f"observed has {len(observed)} values but widths has {len(widths)}: pass one per width.")
+        predicted = self.predict(widths)["predicted_floor"].tolist()
+        if control_width is None:
+            fit = fit_two_component(predicted, observed, seed=seed)
+        else:
+            if control_width not in widths:
+                raise ValueError(f"control_width={control_width} is not among widths {widths}: add its observed floor.")
+            index = widths.index(control_width)
+            rest = [i for i in range(len(widths)) if i != index]
+            fit = fit_two_component(
+                [predicted[i] for i in rest], [observed[i] for i in rest], baseline=observed[index], seed=seed
+            )
+        self.calibration = fit
+        return fit
+
+    # ---------------------------------------------------------------------------------------------- persistence
+    def config(self) -> dict[str, Any]:
+        kind = self.capacity_kind
+        return {
+            "capacity_kind": kind.to_dict() if isinstance(kind, FittedCapacity) else kind,
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "allow_wider": self.allow_wider,
+        }
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        self.stats.save(save_directory)
+        (Path(save_directory) / PREDICTOR_CONFIG_NAME).write_text(json.dumps(self.config(), indent=2) + "\n")
+
+    @classmethod
+    def _from_pretrained(
+        cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool, local_files_only: bool, token,
+        **model_kwargs: Any,
+    ) -> "FloorPredictor":
+        if Path(model_id).is_dir():
+            folder = Path(model_id)
+        else:
+            paths = []
+            for filename in (STATS_WEIGHTS_NAME, STATS_CONFIG_NAME):
+                try:
+                    paths.append(hf_hub_download(
+                        repo_id=model_id, filename=filename, revision=revision, cache_dir=cache_dir,
+                        force_download=force_download, local_files_only=local_files_only, token=token,
+                    ))
+                except EntryNotFoundError as error:
+                    raise FileNotFoundError(
+                        f"{model_id} has no {filename}: it is not a FloorPredictor repo (push one with "
+                        "FloorPredictor.push_to_hub, or build one from an SAE with FloorPredictor.from_sae)."
+                    ) from error
+            folder = Path(paths[0]).parent
+        return cls(stats=FeatureStats.load(folder), **model_kwargs)
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """A card with the teacher's statistics, d* per capacity kind and the predicted floor table."""
+        return render_card("predictor", predictor=self, **kwargs)
+
+    def summary(self) -> str:
+        s = self.stats
+        return (
+            f"F = {s.n_features:,} alive features, L0 = {s.l0:.4g}, alpha = {s.alpha:.5f}; "
+            f"g = {self.capacity:.4g} ({kind_name(self.capacity_kind)}), d* = {self.critical_width:,.1f}"
+        )
+
+    def __repr__(self) -> str:
+        return f"FloorPredictor({self.summary()})"
+

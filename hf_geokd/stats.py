@@ -1,0 +1,107 @@
+"""FeatureStats: the teacher measurements the predictor needs (F, L0, alpha and the contribution spectrum)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .validation import check_alpha, check_contributions, check_positive_int
+
+STATS_WEIGHTS_NAME = "feature_stats.safetensors"
+STATS_CONFIG_NAME = "feature_stats.json"
+
+
+@dataclass
+class FeatureStats:
+    """Feature statistics of a teacher layer, measured with an SAE (paper section 5) or known by construction.
+
+    Attributes:
+        n_features: F, the number of alive features (firing frequency above ``alive_threshold``).
+        l0: mean number of active features per token.
+        alpha: sparsity, 1 - L0 / F (a feature is active with probability 1 - alpha).
+        contributions: one non-negative value per alive feature, sorted in descending order. For an SAE,
+            E[z_i^2] ||W_dec,i||^2 (the energy latent i puts into the residual stream); for the toy model,
+            I_i E[x_i^2]. Raw units; :attr:`normalized_contributions` divides by the total.
+        n_tokens: how many tokens the statistics were measured on (None when known by construction).
+        hook_name: where in the teacher they were measured.
+        d_in: the teacher's hidden size at that hook.
+        alive_threshold: the firing frequency above which a latent counted as alive.
+        metadata: free-form provenance (SAE repo, dataset, ...), stored as json.
+    """
+
+    n_features: int
+    l0: float
+    alpha: float
+    contributions: torch.Tensor
+    n_tokens: int | None = None
+    hook_name: str | None = None
+    d_in: int | None = None
+    alive_threshold: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.n_features = check_positive_int(self.n_features, "n_features")
+        values = check_contributions(self.contributions)
+        if values.size != self.n_features:
+            raise ValueError(
+                f"contributions has {values.size} values but n_features is {self.n_features}: pass one per alive feature."
+            )
+        self.contributions = torch.from_numpy(np.sort(values)[::-1].copy())
+        if not (math.isfinite(self.l0) and 0.0 <= self.l0 <= self.n_features):
+            raise ValueError(f"l0 must lie in [0, n_features={self.n_features}], got {self.l0!r}.")
+        self.alpha = check_alpha(self.alpha)
+        expected = 1.0 - self.l0 / self.n_features
+        if abs(self.alpha - expected) > 1e-6:
+            raise ValueError(f"alpha={self.alpha} disagrees with 1 - l0 / n_features = {expected}: pass consistent values.")
+
+    @classmethod
+    def from_counts(cls, n_features: int, l0: float, contributions, **kwargs: Any) -> "FeatureStats":
+        """Build stats from F and L0, deriving alpha = 1 - L0 / F."""
+        n_features = check_positive_int(n_features, "n_features")
+        return cls(n_features=n_features, l0=float(l0), alpha=1.0 - float(l0) / n_features, contributions=contributions, **kwargs)
+
+    @property
+    def total_energy(self) -> float:
+        return float(self.contributions.sum())
+
+    @property
+    def normalized_contributions(self) -> torch.Tensor:
+        total = self.total_energy
+        if total <= 0:
+            raise ValueError("All contributions are zero: there is no energy to normalise by.")
+        return self.contributions / total
+
+    def scalars(self) -> dict[str, Any]:
+        """Everything but the per-feature vector, as json-ready values."""
+        data = asdict(self)
+        data.pop("contributions")
+        return data
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``feature_stats.safetensors`` (the spectrum) and ``feature_stats.json`` (the scalars)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({"contributions": self.contributions.contiguous()}, str(directory / STATS_WEIGHTS_NAME))
+        (directory / STATS_CONFIG_NAME).write_text(json.dumps(self.scalars(), indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "FeatureStats":
+        """Read stats written by :meth:`save`."""
+        directory = Path(directory)
+        missing = [name for name in (STATS_WEIGHTS_NAME, STATS_CONFIG_NAME) if not (directory / name).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{directory} lacks {', '.join(missing)}: it is not a FeatureStats folder "
+                "(write one with FeatureStats.save or measure_feature_stats)."
+            )
+        scalars = json.loads((directory / STATS_CONFIG_NAME).read_text())
+        contributions = load_file(str(directory / STATS_WEIGHTS_NAME))["contributions"]
+        return cls(contributions=contributions, **scalars)
