@@ -83,6 +83,20 @@ def command_paper(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_toy(args: argparse.Namespace) -> int:
+    from .toy import ToySweepConfig, run_toy_sweep
+    from .toy.report import write_toy_report
+
+    overrides = {key: value for key, value in (("seeds", args.seeds), ("target", args.target)) if value is not None}
+    config = getattr(ToySweepConfig, args.preset)(**overrides)
+    print(f"toy sweep: {config.n_configurations} configurations x {config.seeds} seeds ({args.preset} preset)")
+    results = run_toy_sweep(config, checkpoint_dir=args.out)
+    report = write_toy_report(results, args.out)
+    print((Path(args.out) / "accuracy.csv").read_text())
+    print(f"report: {report}")
+    return 0
+
+
 def command_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -110,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     paper = commands.add_parser("paper", help="recompute the paper's derived numbers beside its printed ones")
     paper.add_argument("--out", help="also write report.md and figures to this folder")
     paper.set_defaults(func=command_paper)
+
+    toy = commands.add_parser("toy", help="the toy-model sweep of the paper's section 4 (resumes from --out)")
+    toy.add_argument("--preset", choices=("paper", "smoke"), default="paper", help="paper: 48 configurations x 20 seeds")
+    toy.add_argument("--seeds", type=int, help="override the preset's number of seeds")
+    toy.add_argument("--target", choices=("teacher", "truth"), help="distil from the teacher (default) or train on x")
+    toy.add_argument("--out", default="outputs/toy", help="folder for results, figures, report and the checkpoint")
+    toy.set_defaults(func=command_toy)
 
     demo = commands.add_parser("demo", help="the embedded end-to-end demo (offline, CPU)")
     demo.add_argument("--out", default="outputs/demo", help="folder for the report and figures")
