@@ -1,0 +1,79 @@
+"""Distil a teacher into a narrow GPTNeoX student (paper section 6).
+
+    accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/distill.py \
+        recipes/pythia-410m/distill.yaml --width 128 --output_dir students/pythia-410m-w128
+
+Every YAML key is a command-line flag; flags after the YAML file override it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from hf_geokd.data import causal_lm_collator, load_token_blocks
+from hf_geokd.distill import DistillationConfig, DistillationTrainer, LossFloorCallback
+from hf_geokd.recipe import parse_recipe_args
+from hf_geokd.students import build_student
+
+
+@dataclass
+class StudentArguments:
+    width: int = field(metadata={"help": "Student hidden size d_S."})
+    num_attention_heads: int | None = field(default=None, metadata={"help": "Default: 8 at <= 128, 16 above."})
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Default: the teacher's."})
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset, streamed."})
+    dataset_config: str | None = field(default=None)
+    dataset_path: str | None = field(default=None, metadata={"help": "A folder written by Dataset.save_to_disk."})
+    text_column: str = field(default="text")
+    block_size: int = field(default=512)
+    train_blocks: int = field(default=32 * 30_000)
+    eval_blocks: int = field(default=256)
+
+
+def main() -> None:
+    student_args, data_args, config = parse_recipe_args((StudentArguments, DataArguments, DistillationConfig))
+    if config.teacher_model_name_or_path is None:
+        raise SystemExit("distill.py: set teacher_model_name_or_path (a repo id or a folder).")
+    teacher = AutoModelForCausalLM.from_pretrained(config.teacher_model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(student_args.tokenizer_name or config.teacher_model_name_or_path)
+    blocks = load_token_blocks(
+        tokenizer, data_args.block_size, data_args.train_blocks + data_args.eval_blocks,
+        dataset_name=data_args.dataset_name, dataset_config=data_args.dataset_config,
+        dataset_path=data_args.dataset_path, text_column=data_args.text_column,
+    )
+    split = blocks.train_test_split(test_size=min(data_args.eval_blocks, len(blocks) // 5), seed=config.seed, shuffle=False)
+    student = build_student(teacher.config, student_args.width, seed=config.seed,
+                            num_attention_heads=student_args.num_attention_heads)
+    trainer = DistillationTrainer(
+        model=student, teacher_model=teacher, args=config, train_dataset=split["train"], eval_dataset=split["test"],
+        data_collator=causal_lm_collator, callbacks=[LossFloorCallback()],
+    )
+    checkpoint = config.resume_from_checkpoint
+    if checkpoint is None and any(Path(config.output_dir).glob("checkpoint-*")):
+        checkpoint = True  # resume the latest checkpoint of an interrupted run
+    trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = trainer.evaluate()
+    trainer.save_model()
+    tokenizer.save_pretrained(config.output_dir)
+    checksum = torch.tensor([sum(p.detach().double().sum().item() for p in student.parameters())])
+    checksums = trainer.accelerator.gather(checksum).tolist()
+    if trainer.is_world_process_zero():
+        run = {"width": student_args.width, "world_size": trainer.accelerator.num_processes,
+               "parameter_checksums": checksums, "floor": metrics.get("eval_loss_floor"), "metrics": metrics}
+        (Path(config.output_dir) / "run_info.json").write_text(json.dumps(run, indent=2))
+        trainer.create_model_card(dataset_name=data_args.dataset_name or data_args.dataset_path)
+        if config.push_to_hub:
+            trainer.push_to_hub()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory):
+    """A tiny random GPTNeoX teacher with its tokenizer, and a saved dataset of token blocks (with ragged rows)."""
+    from datasets import Dataset
+    from transformers import GPTNeoXForCausalLM
+
+    from hf_geokd.tiny import tiny_pythia_config, train_bpe_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny")
+    texts = [f"sentence number {i} says something about topic {i % 7}." for i in range(200)]
+    tokenizer = train_bpe_tokenizer(texts, vocab_size=300)
+    torch.manual_seed(0)
+    teacher = GPTNeoXForCausalLM(tiny_pythia_config(len(tokenizer), hidden_size=32))
+    teacher.save_pretrained(root / "teacher")
+    tokenizer.save_pretrained(root / "teacher")
+    generator = torch.Generator().manual_seed(1)
+    rows = [torch.randint(1, len(tokenizer), (32,), generator=generator).tolist() for _ in range(96)]
+    Dataset.from_dict({"input_ids": rows}).save_to_disk(str(root / "blocks"))
+    return root
