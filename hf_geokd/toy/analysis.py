@@ -119,12 +119,17 @@ def accuracy(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
     }
 
 
-def accuracy_table(points: pd.DataFrame, kinds: dict[str, CapacityKind]) -> pd.DataFrame:
-    """One row per capacity kind (fitted: held-out predictions), against the measured mean floors."""
+def accuracy_table(points: pd.DataFrame, kinds: dict[str, CapacityKind], target: str = "floor",
+                   nonzero_only: bool = False) -> pd.DataFrame:
+    """One row per capacity kind (fitted: held-out predictions) against a measured column: ``floor`` (the loss
+    against the training target) or ``truth_loss`` (against the true x). ``nonzero_only`` keeps the points where
+    that kind's Eq. 2 prediction is positive (the hard cutoff predicts exactly 0 beyond d*)."""
     rows = []
     for name, kind in kinds.items():
-        row = {"capacity": name if name != "fitted" else f"fitted (held out), all-data fit {kind.name}"}
-        row.update(accuracy(points[f"pred_{name}"].to_numpy(), points["floor"].to_numpy()))
+        predicted = points[f"pred_{name}"].to_numpy()
+        keep = predicted > 0 if nonzero_only else np.ones(len(points), dtype=bool)
+        row = {"capacity": name if name != "fitted" else f"fitted (held out); all-data fit {kind.name}"}
+        row.update(accuracy(predicted[keep], points[target].to_numpy()[keep]))
         rows.append(row)
     return pd.DataFrame(rows)
 
