@@ -63,7 +63,10 @@ def test_floors_fall_with_width_and_sparsity(smoke):
         assert floors[0] > floors[-1], (n, d_t, alpha)
     mean_by_width = points[points["d_T"] == 5].groupby("d_S")["floor"].mean().to_numpy()
     assert np.all(np.diff(mean_by_width) < 0)
-    by_alpha = points.pivot_table(index=["n", "d_T", "d_S"], columns="alpha", values="floor")
+    # Sparser features compress better wherever the student is narrower than its teacher (at d_S = d_T both
+    # floors are close to 0 and only noise is left to compare).
+    compressed = points[points["d_S"] < points["d_T"]]
+    by_alpha = compressed.pivot_table(index=["n", "d_T", "d_S"], columns="alpha", values="floor")
     assert (by_alpha[0.99] < by_alpha[0.8]).all()
 
 
