@@ -29,6 +29,7 @@ class DistillationConfig(TrainingArguments):
     Args:
         temperature: T of the softened distributions; the KL is multiplied by T^2.
         kl_chunk_size: tokens per chunk of the fused loss (peak logit memory ~ 3 x chunk x vocab x 4 bytes).
+        kl_compile: fuse each chunk's soft-max arithmetic with ``torch.compile`` (on a GPU those passes dominate).
         ce_weight: weight w of the student's plain cross-entropy in (1 - w) KL + w CE (0: pure distillation).
         teacher_dtype: dtype of the frozen teacher (``float32``, ``bfloat16`` or ``float16``).
         teacher_model_name_or_path: the teacher, for recipes that build everything from the config.
@@ -37,6 +38,7 @@ class DistillationConfig(TrainingArguments):
     temperature: float = field(default=2.0, metadata={"help": "Softmax temperature T; the KL is scaled by T^2."})
     kl_chunk_size: int = field(default=256, metadata={"help": "Tokens per chunk of the fused KL."})
     ce_weight: float = field(default=0.0, metadata={"help": "w in (1 - w) KL + w CE."})
+    kl_compile: bool = field(default=False, metadata={"help": "torch.compile the per-chunk soft-max arithmetic (GPU)."})
     teacher_dtype: str = field(default="float32", metadata={"help": "float32, bfloat16 or float16."})
     teacher_model_name_or_path: str | None = field(default=None, metadata={"help": "Teacher repo id or folder."})
     prediction_loss_only: bool = field(default=True, metadata={"help": "Evaluation needs the loss only."})
@@ -160,6 +162,7 @@ class DistillationTrainer(Trainer):
         result = chunked_distillation_loss(
             student_hidden, student_head, teacher_hidden.to(student_hidden.dtype), teacher_head.to(student_head.dtype),
             inputs["labels"], self.args.temperature, self.args.kl_chunk_size, self.args.ce_weight, num_items_in_batch,
+            compile_core=self.args.kl_compile,
         )
         loss = result.loss
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:

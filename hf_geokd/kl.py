@@ -31,36 +31,62 @@ class DistillationLoss:
     n_tokens: int
 
 
+def _chunk_core(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, temperature: float,
+                kl_scale: float, ce_scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One chunk: (dloss/dlogits, sum_t KL_t, sum_t CE_t), overwriting both logit buffers to save passes.
+
+    KL_t = sum_v p_v (log p_v - log q_v) as a dot product, dloss/ds = kl_scale T (q - p) + ce_scale (softmax(s) - y).
+    """
+    log_normaliser = torch.logsumexp(logits, -1, keepdim=True)
+    ce = (log_normaliser.squeeze(1) - logits.gather(1, labels[:, None]).squeeze(1)).sum()
+    ce_grad = logits.sub(log_normaliser).exp_() if ce_scale else None
+    log_q = logits.div_(temperature)
+    log_q.sub_(torch.logsumexp(log_q, -1, keepdim=True))
+    log_p = teacher_logits.div_(temperature)
+    log_p.sub_(torch.logsumexp(log_p, -1, keepdim=True))
+    p = log_p.exp()
+    kl = torch.dot(p.view(-1), log_p.sub_(log_q).view(-1))
+    grad = log_q.exp_().sub_(p).mul_(kl_scale * temperature)
+    if ce_grad is not None:
+        ce_grad[torch.arange(labels.numel(), device=labels.device), labels] -= 1.0
+        grad.add_(ce_grad, alpha=ce_scale)
+    return grad, kl, ce
+
+
+_compiled_chunk_core = None
+
+
+def _chunk_function(compile_core: bool):
+    """The chunk core, compiled by torch.compile (fusing its element-wise passes on a GPU) when asked."""
+    global _compiled_chunk_core
+    if not compile_core:
+        return _chunk_core
+    if _compiled_chunk_core is None:
+        _compiled_chunk_core = torch.compile(_chunk_core, dynamic=True)
+    return _compiled_chunk_core
+
+
 class _FusedDistillation(torch.autograd.Function):
     @staticmethod
     def forward(ctx, student_hidden, student_weight, teacher_hidden, teacher_weight, targets, temperature: float,
-                chunk_size: int, kl_scale: float, ce_scale: float):
+                chunk_size: int, kl_scale: float, ce_scale: float, compile_core: bool):
         n_tokens = student_hidden.shape[0]
         compute = torch.promote_types(student_hidden.dtype, torch.float32)  # fp32, or fp64 for fp64 inputs
-        grad_hidden = torch.zeros(student_hidden.shape, dtype=compute, device=student_hidden.device)
+        grad_hidden = torch.empty(student_hidden.shape, dtype=compute, device=student_hidden.device)
         grad_weight = torch.zeros(student_weight.shape, dtype=compute, device=student_weight.device)
         kl_total = torch.zeros((), dtype=compute, device=student_hidden.device)
         ce_total = torch.zeros_like(kl_total)
+        core = _chunk_function(compile_core)
         for start in range(0, n_tokens, chunk_size):
             hidden = student_hidden[start : start + chunk_size]
             logits = F.linear(hidden, student_weight).to(compute)
             teacher_logits = F.linear(teacher_hidden[start : start + chunk_size], teacher_weight).to(compute)
-            log_q = F.log_softmax(logits / temperature, dim=-1)
-            log_p = F.log_softmax(teacher_logits / temperature, dim=-1)
-            del teacher_logits
-            kl_total += F.kl_div(log_q, log_p, log_target=True, reduction="sum")
-            log_softmax = F.log_softmax(logits, dim=-1)
-            del logits
-            labels = targets[start : start + chunk_size]
-            ce_total -= log_softmax.gather(1, labels[:, None]).sum()
-            # dloss/ds, in place over the chunk's buffers.
-            grad_logits = log_q.exp_().sub_(log_p.exp_()).mul_(kl_scale * temperature)
-            if ce_scale:
-                softmax = log_softmax.exp_()
-                softmax[torch.arange(labels.numel(), device=labels.device), labels] -= 1.0
-                grad_logits.add_(softmax, alpha=ce_scale)
+            grad_logits, kl, ce = core(logits, teacher_logits, targets[start : start + chunk_size], temperature,
+                                       kl_scale, ce_scale)
+            kl_total += kl
+            ce_total += ce
             grad_logits = grad_logits.to(student_weight.dtype)
-            grad_hidden[start : start + chunk_size] = grad_logits @ student_weight.to(grad_logits.dtype)
+            grad_hidden[start : start + chunk_size] = grad_logits @ student_weight
             grad_weight += grad_logits.t() @ hidden
         kl_total *= temperature**2
         loss = kl_scale * kl_total + ce_scale * ce_total
@@ -71,7 +97,7 @@ class _FusedDistillation(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss, _grad_kl, _grad_ce):
         grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_loss, grad_weight * grad_loss, None, None, None, None, None, None, None
+        return grad_hidden * grad_loss, grad_weight * grad_loss, None, None, None, None, None, None, None, None
 
 
 def pack_valid_tokens(
@@ -91,7 +117,7 @@ def pack_valid_tokens(
 def chunked_distillation_loss(
     student_hidden: torch.Tensor, student_head: torch.Tensor, teacher_hidden: torch.Tensor, teacher_head: torch.Tensor,
     labels: torch.Tensor, temperature: float = 2.0, chunk_size: int = 256, ce_weight: float = 0.0,
-    num_items: int | torch.Tensor | None = None,
+    num_items: int | torch.Tensor | None = None, compile_core: bool = False,
 ) -> DistillationLoss:
     """(1 - ce_weight) T^2 KL(teacher || student) + ce_weight CE, per valid token, in chunks of tokens.
 
@@ -100,6 +126,8 @@ def chunked_distillation_loss(
         student_head, teacher_head: [vocab, d] lm_head weights; the vocabularies must match.
         labels: [batch, sequence] next-token labels with -100 at padding (the model's own labels, unshifted).
         num_items: the divisor (valid tokens of the whole accumulated batch); default: this batch's valid tokens.
+        compile_core: run each chunk's soft-max arithmetic through ``torch.compile`` (fuses it into a few kernels;
+            worth it on a GPU, where those passes over chunk x vocab dominate).
     """
     if student_head.shape[0] != teacher_head.shape[0]:
         raise ValueError(
@@ -115,7 +143,7 @@ def chunked_distillation_loss(
     divisor = float(num_items) if num_items is not None else float(max(n_tokens, 1))
     loss, kl_sum, ce_sum = _FusedDistillation.apply(
         student, student_head, teacher, teacher_head.detach(), targets, float(temperature), int(chunk_size),
-        (1.0 - ce_weight) / divisor, ce_weight / divisor,
+        (1.0 - ce_weight) / divisor, ce_weight / divisor, compile_core,
     )
     return DistillationLoss(loss=loss, kl_sum=kl_sum, ce_sum=ce_sum, n_tokens=n_tokens)
 
