@@ -15,6 +15,14 @@ from .tables import markdown_table
 DEFAULT_WIDTHS = (32, 64, 128, 256, 512, 768, 1024)
 
 
+def _from_sae(args: argparse.Namespace):
+    from .predictor import FloorPredictor
+
+    predictor = FloorPredictor.from_sae(args.source, args.sae_id, capacity_kind=args.kind or "paper")
+    predictor.allow_wider = args.allow_wider
+    return predictor
+
+
 def load_predictor(args: argparse.Namespace):
     """A FloorPredictor from a saved predictor or stats folder, a Hub repo, or plain numbers (--n-features, --l0)."""
     from .predictor import FloorPredictor
@@ -35,9 +43,14 @@ def load_predictor(args: argparse.Namespace):
         )
         return FloorPredictor(stats, args.kind or "paper", allow_wider=args.allow_wider)
     folder = Path(args.source)
+    if args.sae_id is not None:
+        return _from_sae(args)
     if folder.is_dir() and (folder / STATS_CONFIG_NAME).is_file() and not (folder / "config.json").is_file():
         return FloorPredictor(FeatureStats.load(folder), args.kind or "paper", allow_wider=args.allow_wider)
-    saved = FloorPredictor.from_pretrained(args.source)
+    try:
+        saved = FloorPredictor.from_pretrained(args.source)
+    except FileNotFoundError:  # not a predictor: an SAE folder or repo with stored statistics
+        return _from_sae(args)
     return FloorPredictor(saved.stats, args.kind or saved.capacity_kind, saved.calibration, allow_wider=args.allow_wider)
 
 
@@ -109,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     predict = commands.add_parser("predict", help="predicted floors at student widths")
-    predict.add_argument("source", nargs="?", help="a predictor or FeatureStats folder, or a Hub repo id")
+    predict.add_argument("source", nargs="?", help="a predictor, SAE or FeatureStats folder, or a Hub repo id")
+    predict.add_argument("--sae-id", help="the SAE's folder inside an SAE repo (e.g. gpt_neox.layers.12)")
     predict.add_argument("--widths", type=int, nargs="+", help=f"student widths (default {DEFAULT_WIDTHS} up to d_T)")
     predict.add_argument("--kind", choices=CAPACITY_KINDS, help="capacity model g(alpha) (default: the predictor's, else paper)")
     predict.add_argument("--n-features", type=int, help="F, alive features (with --l0, instead of a source)")

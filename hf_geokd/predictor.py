@@ -127,6 +127,37 @@ class FloorPredictor(
         self.calibration = fit
         return fit
 
+    @classmethod
+    def from_sae(
+        cls, repo_or_dir: str | Path, sae_id: str | None = None, model=None, dataset=None, hook_name: str | None = None,
+        n_tokens: int = 1_000_000, capacity_kind: CapacityKind = "paper", allow_pickle: bool = False,
+        **measure_kwargs: Any,
+    ) -> "FloorPredictor":
+        """A predictor from an SAE (a folder, a Hub repo and the SAE's folder in it, or a sae-lens release).
+
+        Uses the ``FeatureStats`` stored beside the SAE when present (``train_sae`` and ``push_sae_to_hub`` put them
+        there); otherwise measures them with ``model`` (an object or a repo id) on ``dataset`` (held-out tokens).
+        """
+        from .hub import stored_feature_stats
+
+        stats = stored_feature_stats(repo_or_dir, sae_id)
+        if stats is None:
+            if model is None or dataset is None:
+                raise ValueError(
+                    f"{repo_or_dir} has no feature_stats.json beside the SAE: pass model= and dataset= to measure them."
+                )
+            from .measure import measure_feature_stats
+            from .sae import load_sae
+
+            if isinstance(model, (str, Path)):
+                from transformers import AutoModelForCausalLM
+
+                model = AutoModelForCausalLM.from_pretrained(model)
+            sae = load_sae(repo_or_dir, sae_id, allow_pickle=allow_pickle)
+            stats = measure_feature_stats(sae, model, dataset, hook_name, n_tokens, **measure_kwargs)
+        stats.metadata.setdefault("sae", str(repo_or_dir) + (f" ({sae_id})" if sae_id not in (None, ".") else ""))
+        return cls(stats, capacity_kind)
+
     # ---------------------------------------------------------------------------------------------- persistence
     def config(self) -> dict[str, Any]:
         kind = self.capacity_kind

@@ -1,0 +1,232 @@
+"""Sparse autoencoders: train them with sae-lens on a raw Hugging Face model, and load them from any common layout.
+
+Layouts ``load_sae`` reads (a folder, or a folder inside a Hub repo named by ``sae_id``):
+
+- ``sae_lens``: ``cfg.json`` + ``sae_weights.safetensors`` (what sae-lens saves and uploads); also any release of
+  sae-lens's registry by name.
+- ``sparsify`` (EleutherAI): ``cfg.json`` + ``sae.safetensors`` with ``encoder.weight`` [d_sae, d_in],
+  ``encoder.bias``, ``W_dec`` [d_sae, d_in], ``b_dec``; a top-k ReLU SAE. Read by our own adapter: sae-lens's
+  converter transposes ``W_dec``, which is already [d_sae, d_in].
+- ``raw``: ``geokd_sae.json`` ({"d_in", "d_sae", "activation": "relu" | "topk", "k", "hook_name"}) +
+  ``sae.safetensors`` with ``W_enc`` [d_in, d_sae], ``b_enc``, ``W_dec`` [d_sae, d_in], ``b_dec``; z = act(
+  (x - b_dec) W_enc + b_enc).
+- ``dictionary_learning``: ``config.json`` + ``ae.pt`` (a pickle: read only with ``allow_pickle=True``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from safetensors.torch import load_file
+
+RAW_CONFIG_NAME = "geokd_sae.json"
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
+
+
+def hook_module(model: torch.nn.Module, hook_name: str) -> torch.nn.Module:
+    """The submodule called ``hook_name``; a clear error lists the residual-stream modules when it is absent."""
+    modules = dict(model.named_modules())
+    if hook_name not in modules:
+        layers = [name for name in modules if name.count(".") == 2 and ".layers." in name]
+        hint = f" Residual-stream hooks of this model: {layers[0]} ... {layers[-1]}." if layers else ""
+        raise ValueError(f"hook_name {hook_name!r} is not a module of {type(model).__name__}.{hint}")
+    return modules[hook_name]
+
+
+def detect_format(folder: Path) -> str:
+    """Name the layout of an SAE folder, or explain what is missing."""
+    names = {path.name for path in folder.iterdir()} if folder.is_dir() else set()
+    if {"cfg.json", "sae_weights.safetensors"} <= names:
+        return "sae_lens"
+    if {"cfg.json", "sae.safetensors"} <= names:
+        return "sparsify"
+    if {RAW_CONFIG_NAME, "sae.safetensors"} <= names:
+        return "raw"
+    if "ae.pt" in names:
+        return "dictionary_learning"
+    raise FileNotFoundError(
+        f"{folder} holds no SAE we can read (found: {sorted(names) or 'nothing'}). Expected cfg.json + "
+        f"sae_weights.safetensors (sae-lens), cfg.json + sae.safetensors (sparsify), {RAW_CONFIG_NAME} + "
+        "sae.safetensors (raw), or config.json + ae.pt (dictionary_learning). Pass sae_id= for a sub-folder."
+    )
+
+
+def _sparsify_converter(path: str | Path, device: str = "cpu", cfg_overrides: dict | None = None):
+    """Our reader for sparsify folders: top-k of ReLU((x - b_dec) W_enc + b_enc), W_dec stored [d_sae, d_in].
+
+    (sae-lens 6.54's converter transposes W_dec, builds a ReLU SAE without the top-k, and drops b_dec from the input
+    when the decoder is normalised, each unlike sparsify's own encode.) The hook is the folder's name, a module path
+    relative to the base model (``layers.6`` is ``gpt_neox.layers.6`` in a GPTNeoX causal LM).
+    """
+    raw = json.loads((Path(path) / "cfg.json").read_text())
+    weights = load_file(str(Path(path) / "sae.safetensors"), device=device)
+    state = {"W_enc": weights["encoder.weight"].T.contiguous(), "b_enc": weights["encoder.bias"],
+             "W_dec": weights["W_dec"], "b_dec": weights["b_dec"]}
+    d_sae, d_in = state["W_dec"].shape
+    if state["W_enc"].shape != (d_in, d_sae):
+        raise ValueError(f"sparsify encoder.weight has shape {tuple(weights['encoder.weight'].shape)}, expected [{d_sae}, {d_in}].")
+    config = {"architecture": "topk", "k": int(raw["k"]), "d_in": d_in, "d_sae": d_sae,
+              "dtype": str(state["W_dec"].dtype).removeprefix("torch."), "device": device,
+              "apply_b_dec_to_input": True, "normalize_activations": "none", "hook_name": Path(path).name}
+    config.update(cfg_overrides or {})
+    return config, state
+
+
+def _raw_converter(path: str | Path, device: str = "cpu", cfg_overrides: dict | None = None):
+    raw = json.loads((Path(path) / RAW_CONFIG_NAME).read_text())
+    weights = load_file(str(Path(path) / "sae.safetensors"), device=device)
+    missing = {"W_enc", "b_enc", "W_dec", "b_dec"} - set(weights)
+    if missing:
+        raise ValueError(f"{path}/sae.safetensors lacks {sorted(missing)} (the raw layout needs W_enc, b_enc, W_dec, b_dec).")
+    d_in, d_sae = weights["W_enc"].shape
+    config: dict[str, Any] = {
+        "architecture": "topk" if raw.get("activation") == "topk" else "standard", "d_in": d_in, "d_sae": d_sae,
+        "dtype": "float32", "device": device, "apply_b_dec_to_input": True, "normalize_activations": "none",
+        "hook_name": raw.get("hook_name"), "model_name": raw.get("model_name"),
+    }
+    if config["architecture"] == "topk":
+        config["k"] = int(raw["k"])
+    config.update(cfg_overrides or {})
+    return config, {key: weights[key] for key in ("W_enc", "b_enc", "W_dec", "b_dec")}
+
+
+def _dictionary_learning_converter(path: str | Path, device: str = "cpu", cfg_overrides: dict | None = None):
+    """Our disk reader for dictionary_learning folders (sae-lens reads these from the Hub only)."""
+    raw = json.loads((Path(path) / "config.json").read_text())
+    trainer = raw.get("trainer", raw)
+    weights = torch.load(Path(path) / "ae.pt", map_location=device, weights_only=True)
+    W_enc = weights["W_enc"] if "W_enc" in weights else weights["encoder.weight"].T
+    W_dec = weights["W_dec"] if "W_dec" in weights else weights["decoder.weight"].T
+    b_enc = weights.get("b_enc", weights.get("encoder.bias"))
+    b_dec = weights.get("b_dec", weights.get("bias", weights.get("decoder.bias")))
+    config = {"architecture": "topk" if "k" in trainer else "standard", "d_in": W_enc.shape[0], "d_sae": W_enc.shape[1],
+              "dtype": "float32", "device": device, "apply_b_dec_to_input": True, "normalize_activations": "none",
+              "hook_name": trainer.get("submodule_name"), "model_name": trainer.get("lm_name")}
+    if "k" in trainer:
+        config["k"] = int(trainer["k"])
+    config.update(cfg_overrides or {})
+    return config, {"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec}
+
+
+def _fetch(repo_id: str, sae_id: str | None) -> Path:
+    """Download one SAE folder of a Hub repo (only that folder)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    pattern = "*" if sae_id in (None, ".", "") else f"{sae_id.strip('/')}/*"
+    try:
+        root = Path(snapshot_download(repo_id, allow_patterns=[pattern]))
+    except RepositoryNotFoundError as error:
+        raise FileNotFoundError(f"{repo_id} is neither a local folder nor a Hub repo we can reach.") from error
+    return root if sae_id in (None, ".", "") else root / sae_id
+
+
+def _in_registry(release: str) -> bool:
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    return release in get_pretrained_saes_directory()
+
+
+def load_sae(repo_or_dir: str | Path, sae_id: str | None = None, allow_pickle: bool = False, device: str = "cpu"):
+    """Load an SAE as a sae-lens ``SAE`` from a folder, a Hub repo (``sae_id``: the folder inside it) or a release
+    of sae-lens's registry. Weights are read from safetensors only, unless ``allow_pickle=True`` (pickles can run
+    code: opt in only for files you trust)."""
+    from sae_lens import SAE
+
+    source = Path(repo_or_dir)
+    if not source.exists() and _in_registry(str(repo_or_dir)):
+        if sae_id is None:
+            raise ValueError(f"{repo_or_dir} is a sae-lens release: pass sae_id= (one of its SAEs).")
+        return SAE.from_pretrained(str(repo_or_dir), sae_id, device=device)
+    folder = (source / sae_id if sae_id not in (None, ".") else source) if source.exists() else _fetch(str(repo_or_dir), sae_id)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist: check sae_id (the SAE's folder inside {repo_or_dir}).")
+    layout = detect_format(folder)
+    pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    if layout == "dictionary_learning" and not allow_pickle:
+        raise ValueError(
+            f"{folder} stores its weights as a pickle ({', '.join(pickles)}), which can run code when loaded. Convert "
+            "it to safetensors, or pass allow_pickle=True if you trust its source."
+        )
+    converters = {"sparsify": _sparsify_converter, "raw": _raw_converter,
+                  "dictionary_learning": _dictionary_learning_converter}
+    if layout == "sae_lens":
+        return SAE.load_from_disk(folder, device=device)
+    return SAE.load_from_disk(folder, device=device, converter=converters[layout])
+
+
+def sae_hook_name(sae) -> str | None:
+    """The hook an SAE was trained on, when its config says."""
+    metadata = getattr(sae.cfg, "metadata", None)
+    return getattr(metadata, "hook_name", None)
+
+
+def train_sae(
+    model, dataset, hook_names: Iterable[str] | str, output_dir: str | Path, expansion_factor: int = 32,
+    architecture: str = "standard", l1_coefficient: float = 8e-4, k: int | None = None, lr: float = 3e-4,
+    training_tokens: int = 2_000_000, train_batch_size_tokens: int = 4096, context_size: int | None = None,
+    measure_tokens: int = 100_000, measure_dataset=None, device: str = "cpu", seed: int = 42,
+    **runner_kwargs: Any,
+) -> dict[str, Path]:
+    """Train one SAE per hook with sae-lens on a raw Hugging Face causal LM and save each in sae-lens's layout,
+    with our ``FeatureStats`` beside it (measured on ``measure_dataset``, held-out tokens, when given).
+
+    Args:
+        model: a ``transformers`` causal LM (e.g. GPTNeoX); hooks are module paths, ``gpt_neox.layers.{i}`` being
+            the residual stream after block i.
+        dataset: a ``datasets.Dataset`` with an ``input_ids`` column of equal-length blocks.
+        architecture: any sae-lens training architecture (``standard`` = ReLU + L1 as in the paper, ``topk``,
+            ``batchtopk``, ``jumprelu``, ``gated``, ...).
+        l1_coefficient: the paper's lambda = 8e-4 (standard); ``k`` for top-k architectures.
+        runner_kwargs: more ``LanguageModelSAERunnerConfig`` fields.
+
+    Returns:
+        ``{hook_name: folder}``.
+    """
+    from sae_lens import LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner, LoggingConfig
+    from sae_lens.load_model import HookedProxyLM
+    from sae_lens.registry import get_sae_training_class
+
+    from .measure import measure_feature_stats
+
+    hook_names = [hook_names] if isinstance(hook_names, str) else list(hook_names)
+    if len(dataset) == 0 or "input_ids" not in dataset.column_names:
+        raise ValueError("dataset must be a non-empty datasets.Dataset with an 'input_ids' column of token blocks.")
+    context_size = context_size or len(dataset[0]["input_ids"])
+    d_in = model.config.hidden_size
+    output_dir = Path(output_dir)
+    folders: dict[str, Path] = {}
+    for hook_name in hook_names:
+        hook_module(model, hook_name)
+        _, config_class = get_sae_training_class(architecture)
+        sae_settings: dict[str, Any] = {"d_in": d_in, "d_sae": expansion_factor * d_in,
+                                        "normalize_activations": "expected_average_only_in"}
+        if architecture == "standard":
+            sae_settings["l1_coefficient"] = l1_coefficient
+        elif k is not None:
+            sae_settings["k"] = k
+        folder = output_dir / hook_name
+        settings = dict(
+            sae=config_class(**sae_settings), model_name=getattr(model.config, "name_or_path", "") or "hf-model",
+            model_class_name="AutoModelForCausalLM", hook_name=hook_name, dataset_path="", is_dataset_tokenized=True,
+            context_size=context_size, training_tokens=training_tokens, train_batch_size_tokens=train_batch_size_tokens,
+            n_batches_in_buffer=max(2, -(-train_batch_size_tokens // context_size) * 2), store_batch_size_prompts=8,
+            lr=lr, lr_end=lr / 10, device=device, seed=seed, logger=LoggingConfig(log_to_wandb=False),
+            output_path=str(folder), checkpoint_path=str(output_dir / "checkpoints" / hook_name), n_checkpoints=0,
+            n_batches_for_norm_estimate=32, verbose=False,
+        )
+        settings.update(runner_kwargs)
+        runner = LanguageModelSAETrainingRunner(
+            LanguageModelSAERunnerConfig(**settings), override_dataset=dataset,
+            override_model=HookedProxyLM(model, tokenizer=None, hook_names=[hook_name]),
+        )
+        runner.run()
+        sae = load_sae(folder, device=device)
+        stats = measure_feature_stats(sae, model, measure_dataset if measure_dataset is not None else dataset,
+                                      hook_name, measure_tokens, device=device)
+        stats.save(folder)
+        folders[hook_name] = folder
+    return folders
