@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     toy.set_defaults(func=command_toy)
 
     demo = commands.add_parser("demo", help="the embedded end-to-end demo (offline, CPU)")
-    demo.add_argument("--out", default="outputs/demo", help="folder for the report and figures")
+    demo.add_argument("--out", default="outputs/demo", help="folder for the report, figures and models (reused)")
     demo.set_defaults(func=command_demo)
     return parser
 

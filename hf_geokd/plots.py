@@ -78,3 +78,15 @@ def plot_power_law(widths, observed, fit: PowerLawFit, path: str | Path, title: 
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
     return _save(figure, path)
+
+
+def plot_spectrum(stats, path: str | Path) -> Path:
+    """Feature importance (share of energy) vs rank, log-log (the paper's Figure 5a)."""
+    values = stats.normalized_contributions.numpy()
+    figure, axis = plt.subplots(figsize=(5.6, 4.0))
+    axis.loglog(np.arange(1, values.size + 1), values, color="C0")
+    axis.set_xlabel("feature rank")
+    axis.set_ylabel("E[z_i^2] ||W_dec,i||^2 / total")
+    axis.set_title(f"Importance spectrum: F = {stats.n_features:,}, L0 = {stats.l0:.1f}, alpha = {stats.alpha:.4f}")
+    axis.grid(True, which="both", alpha=0.3)
+    return _save(figure, path)
