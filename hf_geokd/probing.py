@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from transformers import TrainerCallback
 
 Concept = tuple[Sequence[str], Sequence[int]]
 
@@ -171,3 +172,25 @@ def accuracy_heatmap(table: pd.DataFrame, path: str | Path, title: str = "Probe 
     figure.colorbar(image, ax=axis, label="accuracy")
     axis.set_title(title)
     return _save(figure, path)
+
+
+
+class ProbeCallback(TrainerCallback):
+    """Probes the model at every evaluation (e.g. of a ``DistillationTrainer``) and adds ``eval_probe_<concept>``
+    (accuracy) to the evaluation metrics; ``history`` keeps one row per (step, concept)."""
+
+    def __init__(self, concepts: Mapping[str, Concept], layer: int, tokenizer, seeds: int = 3) -> None:
+        self.concepts, self.layer, self.tokenizer, self.seeds = concepts, layer, tokenizer, seeds
+        self.history: list[dict] = []
+
+    def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
+        if model is None or not state.is_world_process_zero:
+            return control
+        was_training = model.training
+        table = run_probes(model, self.concepts, self.layer, self.tokenizer, seeds=self.seeds)
+        model.train(was_training)
+        for row in table.itertuples():
+            if metrics is not None:
+                metrics[f"eval_probe_{row.concept}"] = row.accuracy
+            self.history.append({"step": state.global_step, "concept": row.concept, "accuracy": row.accuracy})
+        return control

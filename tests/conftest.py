@@ -26,3 +26,9 @@ def tiny_artifacts(tmp_path_factory):
     rows = [torch.randint(1, len(tokenizer), (32,), generator=generator).tolist() for _ in range(96)]
     Dataset.from_dict({"input_ids": rows}).save_to_disk(str(root / "blocks"))
     return root
+
+
+@pytest.fixture(scope="session")
+def wheel_cache(tmp_path_factory):
+    """Where the gensim wheel (the embedded corpus) is downloaded once per session, or GEOKD_CACHE_DIR."""
+    return os.environ.get("GEOKD_CACHE_DIR") or tmp_path_factory.mktemp("wheel-cache")

@@ -1,15 +1,6 @@
 """The embedded pipeline end to end at a very small size (the real demo is `make demo`)."""
 
-import os
-
-import pytest
-
 from hf_geokd.demo import DemoConfig, run_demo
-
-
-@pytest.fixture(scope="session")
-def wheel_cache(tmp_path_factory):
-    return os.environ.get("GEOKD_CACHE_DIR") or tmp_path_factory.mktemp("cache")
 
 
 def test_demo_pipeline_at_small_size(tmp_path, wheel_cache):
