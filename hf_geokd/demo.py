@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,17 +55,14 @@ class DemoConfig:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@contextmanager
 def _stage(config: DemoConfig, name: str):
-    class Timer:
-        def __enter__(self):
-            print(f"[demo] {name} ...", flush=True)
-            self.start = time.perf_counter()
-
-        def __exit__(self, *exc):
-            config.timings[name] = time.perf_counter() - self.start
-            print(f"[demo] {name}: {config.timings[name]:.1f} s", flush=True)
-
-    return Timer()
+    """Print the stage and record its wall time in ``config.timings``."""
+    print(f"[demo] {name} ...", flush=True)
+    start = time.perf_counter()
+    yield
+    config.timings[name] = time.perf_counter() - start
+    print(f"[demo] {name}: {config.timings[name]:.1f} s", flush=True)
 
 
 def _data(config: DemoConfig):

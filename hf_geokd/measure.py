@@ -19,6 +19,7 @@ from typing import Iterable
 import torch
 from tqdm.auto import tqdm
 
+from .data import causal_lm_collator
 from .sae import hook_module, sae_hook_name
 from .stats import FeatureStats
 
@@ -30,26 +31,15 @@ class _StopForward(Exception):
 
 
 def _batches(dataset, batch_size: int) -> Iterable[dict[str, torch.Tensor]]:
-    """Batches of {input_ids, attention_mask} from a Dataset / list of {input_ids} rows, or tensors."""
-    rows: list = []
+    """Padded batches of {input_ids, attention_mask} from rows with ``input_ids`` (or bare token lists)."""
+    rows: list[dict] = []
     for row in dataset:
-        rows.append(row["input_ids"] if isinstance(row, dict) else row)
+        rows.append(row if isinstance(row, dict) else {"input_ids": row})
         if len(rows) == batch_size:
-            yield _collate(rows)
+            yield causal_lm_collator(rows)
             rows = []
     if rows:
-        yield _collate(rows)
-
-
-def _collate(rows: list) -> dict[str, torch.Tensor]:
-    length = max(len(row) for row in rows)
-    input_ids = torch.zeros(len(rows), length, dtype=torch.long)
-    attention_mask = torch.zeros_like(input_ids)
-    for index, row in enumerate(rows):
-        tokens = torch.as_tensor(row, dtype=torch.long)
-        input_ids[index, : tokens.numel()] = tokens
-        attention_mask[index, : tokens.numel()] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask}
+        yield causal_lm_collator(rows)
 
 
 @torch.no_grad()
@@ -93,7 +83,7 @@ def measure_feature_stats(
     try:
         with tqdm(total=n_tokens, desc=f"SAE stats at {hook_name}", unit="tok", disable=not progress) as bar:
             for batch in _batches(dataset, batch_size):
-                batch = {key: value.to(device) for key, value in batch.items()}
+                batch = {key: batch[key].to(device) for key in ("input_ids", "attention_mask")}
                 try:
                     model(**batch)
                 except _StopForward:

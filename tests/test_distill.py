@@ -1,5 +1,6 @@
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -118,11 +119,17 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(tiny_artifact
     assert floor.floor == pytest.approx(floor.evaluations[-1])
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_accelerate_launch_two_cpu_processes_runs_the_tiny_recipe(tiny_artifacts, tmp_path):
     output = tmp_path / "student"
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-        str(ROOT / "recipes/accelerate_configs/cpu_2proc.yaml"), "--main_process_port", "29517",
+        str(ROOT / "recipes/accelerate_configs/cpu_2proc.yaml"), "--main_process_port", str(free_port()),
         str(ROOT / "recipes/distill.py"), str(ROOT / "recipes/tiny/distill.yaml"),
         "--teacher_model_name_or_path", str(tiny_artifacts / "teacher"), "--dataset_path", str(tiny_artifacts / "blocks"),
         "--output_dir", str(output), "--max_steps", "6", "--eval_steps", "3", "--save_steps", "100",
@@ -130,7 +137,8 @@ def test_accelerate_launch_two_cpu_processes_runs_the_tiny_recipe(tiny_artifacts
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
+    causes = [line for line in result.stderr.splitlines() if "Error" in line or "error:" in line]
+    assert result.returncode == 0, "\n".join(causes[:20]) + "\n...\n" + result.stderr[-2000:]
     run = json.loads((output / "run_info.json").read_text())
     assert run["world_size"] == 2
     assert len(run["parameter_checksums"]) == 2 and run["parameter_checksums"][0] == run["parameter_checksums"][1]

@@ -100,3 +100,29 @@ def test_missing_repo_and_files_are_clear(hub, tmp_path):
     """)
     assert "is neither a local folder nor a Hub repo" in output
     assert "not a FloorPredictor repo" in output or "feature_stats" in output
+
+
+def test_transformers_client_and_measuring_from_a_hub_teacher(hub, tiny_artifacts, trained_sae, tmp_path):
+    state, url = hub
+    blocks = str(tiny_artifacts / "blocks")
+    run(url, tmp_path / "push-cache", f"""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        AutoModelForCausalLM.from_pretrained({str(tiny_artifacts / "teacher")!r}).push_to_hub("me/tiny-teacher")
+        AutoTokenizer.from_pretrained({str(tiny_artifacts / "teacher")!r}).push_to_hub("me/tiny-teacher")
+        from sae_lens import upload_saes_to_huggingface
+        upload_saes_to_huggingface({{{HOOK!r}: {str(trained_sae)!r}}}, "me/bare-sae", show_progress=False)
+    """)
+    assert f"{HOOK}/feature_stats.json" not in state.repos["me/bare-sae"]  # sae-lens's uploader leaves our stats out
+    output = run(url, tmp_path / "fresh", f"""
+        from datasets import load_from_disk
+        from hf_geokd import FloorPredictor
+        from hf_geokd.students import build_student
+        student = build_student("me/tiny-teacher", 16, num_attention_heads=4)
+        predictor = FloorPredictor.from_sae("me/bare-sae", sae_id={HOOK!r}, model="me/tiny-teacher",
+                                            dataset=load_from_disk({blocks!r}).select(range(64, 96)), n_tokens=1024,
+                                            progress=False)
+        print(student.config.vocab_size, predictor.stats.n_features, predictor.stats.n_tokens)
+    """)
+    vocab, n_features, n_tokens = map(int, output.strip().splitlines()[-1].split())
+    local = json.loads((trained_sae / "feature_stats.json").read_text())
+    assert vocab == 300 and n_tokens == 1024 and n_features == local["n_features"]
