@@ -18,6 +18,18 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "toy": ("hf_geokd.toy", None),
+    "pythia_config": ("hf_geokd.students", "pythia_config"),
+    "student_config": ("hf_geokd.students", "student_config"),
+    "build_student": ("hf_geokd.students", "build_student"),
+    "DistillationConfig": ("hf_geokd.distill", "DistillationConfig"),
+    "DistillationTrainer": ("hf_geokd.distill", "DistillationTrainer"),
+    "LossFloorCallback": ("hf_geokd.distill", "LossFloorCallback"),
+    "train_sae": ("hf_geokd.sae", "train_sae"),
+    "load_sae": ("hf_geokd.sae", "load_sae"),
+    "measure_feature_stats": ("hf_geokd.measure", "measure_feature_stats"),
+    "push_sae_to_hub": ("hf_geokd.hub", "push_sae_to_hub"),
+    "run_probes": ("hf_geokd.probing", "run_probes"),
+    "ProbeCallback": ("hf_geokd.probing", "ProbeCallback"),
 }
 
 

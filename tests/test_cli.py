@@ -35,3 +35,13 @@ def test_paper_command_flags_the_papers_own_inconsistencies(tmp_path):
     assert "## Table 5" in result.stdout and "DIFFERS" in result.stdout
     report = (tmp_path / "report.md").read_text()
     assert "paper_calibration.png" in report and (tmp_path / "paper_power_law.png").stat().st_size > 0
+
+
+def test_toy_command_writes_results_and_resumes(tmp_path, capsys):
+    args = ["toy", "--preset", "smoke", "--seeds", "2", "--out", str(tmp_path)]
+    assert main(args) == 0
+    assert "report:" in capsys.readouterr().out
+    assert (tmp_path / "toy_sweep_checkpoint.safetensors").is_file() and (tmp_path / "fig2_floor_grid.png").is_file()
+    first = (tmp_path / "points.csv").read_text()
+    assert main(args) == 0  # every unit comes from the checkpoint
+    assert (tmp_path / "points.csv").read_text() == first

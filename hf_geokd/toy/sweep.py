@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -101,7 +101,6 @@ class ToySweepResults:
 
     config: ToySweepConfig
     models: pd.DataFrame
-    features: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def students(self) -> pd.DataFrame:
         return self.models[self.models["role"] == "student"]
