@@ -15,6 +15,7 @@ dloss/dW_S = (dloss/ds)^T h_S, accumulated in fp32, so backward needs neither th
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -53,17 +54,10 @@ def _chunk_core(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torc
     return grad, kl, ce
 
 
-_compiled_chunk_core = None
-
-
-def _chunk_function(compile_core: bool):
-    """The chunk core, compiled by torch.compile (fusing its element-wise passes on a GPU) when asked."""
-    global _compiled_chunk_core
-    if not compile_core:
-        return _chunk_core
-    if _compiled_chunk_core is None:
-        _compiled_chunk_core = torch.compile(_chunk_core, dynamic=True)
-    return _compiled_chunk_core
+@functools.lru_cache(maxsize=1)
+def _compiled_chunk_core():
+    """The chunk core through torch.compile (fuses its element-wise passes; worth it on a GPU), built once."""
+    return torch.compile(_chunk_core, dynamic=True)
 
 
 class _FusedDistillation(torch.autograd.Function):
@@ -76,7 +70,7 @@ class _FusedDistillation(torch.autograd.Function):
         grad_weight = torch.zeros(student_weight.shape, dtype=compute, device=student_weight.device)
         kl_total = torch.zeros((), dtype=compute, device=student_hidden.device)
         ce_total = torch.zeros_like(kl_total)
-        core = _chunk_function(compile_core)
+        core = _compiled_chunk_core() if compile_core else _chunk_core
         for start in range(0, n_tokens, chunk_size):
             hidden = student_hidden[start : start + chunk_size]
             logits = F.linear(hidden, student_weight).to(compute)
