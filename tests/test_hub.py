@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,3 +127,15 @@ def test_transformers_client_and_measuring_from_a_hub_teacher(hub, tiny_artifact
     vocab, n_features, n_tokens = map(int, output.strip().splitlines()[-1].split())
     local = json.loads((trained_sae / "feature_stats.json").read_text())
     assert vocab == 300 and n_tokens == 1024 and n_features == local["n_features"]
+
+
+def test_train_sae_recipe_on_the_tiny_teacher(tiny_artifacts, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, str(root / "recipes/train_sae.py"), str(root / "recipes/tiny/sae.yaml"),
+               "--model_name_or_path", str(tiny_artifacts / "teacher"), "--dataset_path", str(tiny_artifacts / "blocks"),
+               "--output_dir", str(tmp_path), "--hook_names", HOOK, "--context_size", "32", "--train_blocks", "64",
+               "--measure_blocks", "16", "--expansion_factor", "4", "--train_batch_size_tokens", "256"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "WANDB_MODE": "disabled"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = json.loads((tmp_path / HOOK / "feature_stats.json").read_text())
+    assert stats["n_tokens"] == 16 * 32 and stats["hook_name"] == HOOK
