@@ -1,4 +1,4 @@
-"""The ``geokd`` command line: predict, paper, toy, demo."""
+"""The ``geokd`` command line: predict, paper, toy, report, demo."""
 
 from __future__ import annotations
 
@@ -110,6 +110,13 @@ def command_toy(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_report(args: argparse.Namespace) -> int:
+    from .toy.report import load_toy_results, write_toy_report
+
+    print(f"report: {write_toy_report(load_toy_results(args.folder), args.out or args.folder)}")
+    return 0
+
+
 def command_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -145,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--target", choices=("teacher", "truth"), help="distil from the teacher (default) or train on x")
     toy.add_argument("--out", default="outputs/toy", help="folder for results, figures, report and the checkpoint")
     toy.set_defaults(func=command_toy)
+
+    report = commands.add_parser("report", help="rewrite a toy sweep's report, tables and figures from its results")
+    report.add_argument("folder", help="a folder written by `geokd toy` (config.json + models.parquet)")
+    report.add_argument("--out", help="where to write (default: the same folder)")
+    report.set_defaults(func=command_report)
 
     demo = commands.add_parser("demo", help="the embedded end-to-end demo (offline, CPU)")
     demo.add_argument("--out", default="outputs/demo", help="folder for the report, figures and models (reused)")

@@ -45,3 +45,6 @@ def test_toy_command_writes_results_and_resumes(tmp_path, capsys):
     first = (tmp_path / "points.csv").read_text()
     assert main(args) == 0  # every unit comes from the checkpoint
     assert (tmp_path / "points.csv").read_text() == first
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "points.csv").read_text() == first
+    assert main(["report", str(tmp_path / "again" / "missing")]) == 2

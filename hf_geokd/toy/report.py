@@ -8,12 +8,26 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..capacity import CapacityWarning, capacity
 from ..tables import markdown_table
 from . import figures
 from .analysis import PAPER_CLAIMS, accuracy_by_alpha, accuracy_table, add_predictions, floor_points
-from .sweep import ToySweepResults
+from .sweep import ToySweepConfig, ToySweepResults
+
+
+def load_toy_results(folder: str | Path) -> ToySweepResults:
+    """The results a report was written from (``config.json`` + ``models.parquet``), to analyse them again."""
+    folder = Path(folder)
+    missing = [name for name in ("config.json", "models.parquet") if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} lacks {', '.join(missing)}: point at a folder written by `geokd toy`.")
+    config = ToySweepConfig(**json.loads((folder / "config.json").read_text()))
+    models = pd.read_parquet(folder / "models.parquet")
+    for column in ("norms", "dimensionality"):
+        models[column] = models[column].map(np.asarray)
+    return ToySweepResults(config=config, models=models)
 
 
 def write_toy_report(results: ToySweepResults, out: str | Path) -> Path:
@@ -25,6 +39,7 @@ def write_toy_report(results: ToySweepResults, out: str | Path) -> Path:
     models["norms"] = models["norms"].map(np.asarray).map(list)
     models["dimensionality"] = models["dimensionality"].map(np.asarray).map(list)
     models.to_parquet(out / "models.parquet")
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     points, kinds = add_predictions(floor_points(results), config)
     points.to_csv(out / "points.csv", index=False)
     table = accuracy_table(points, kinds)
