@@ -162,6 +162,7 @@ def accuracy_heatmap(table: pd.DataFrame, path: str | Path, title: str = "Probe 
     from .plots import _save, plt
 
     grid = table.pivot(index="concept", columns="model", values="accuracy")
+    grid = grid.loc[table["concept"].unique(), table["model"].unique()]  # the order given, not alphabetical
     figure, axis = plt.subplots(figsize=(1.3 * grid.shape[1] + 2.5, 0.6 * grid.shape[0] + 1.5))
     image = axis.imshow(grid.to_numpy(), vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto")
     axis.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right")
