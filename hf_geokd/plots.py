@@ -87,6 +87,7 @@ def plot_spectrum(stats, path: str | Path) -> Path:
     axis.loglog(np.arange(1, values.size + 1), values, color="C0")
     axis.set_xlabel("feature rank")
     axis.set_ylabel("E[z_i^2] ||W_dec,i||^2 / total")
-    axis.set_title(f"Importance spectrum: F = {stats.n_features:,}, L0 = {stats.l0:.1f}, alpha = {stats.alpha:.4f}")
+    axis.set_title(f"Importance spectrum\nF = {stats.n_features:,}, L0 = {stats.l0:.1f}, alpha = {stats.alpha:.4f}",
+                   fontsize=10)
     axis.grid(True, which="both", alpha=0.3)
     return _save(figure, path)
