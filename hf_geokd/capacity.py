@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
 
@@ -31,6 +32,14 @@ CAPACITY_KINDS = ("paper", "dt_signed", "dt_nonneg", "mono", "info")
 
 class CapacityWarning(UserWarning):
     """The paper's g(alpha) is used outside the regime where it is a capacity (alpha < 1 - 1/e)."""
+
+
+@contextmanager
+def quiet_capacity_warnings() -> Iterator[None]:
+    """Silence :class:`CapacityWarning` where the caller reports the regime itself (or has warned once already)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CapacityWarning)
+        yield
 
 
 @dataclass(frozen=True)
@@ -176,8 +185,7 @@ def predicted_floor(
 
 def capacity_table(alphas: np.ndarray, kinds: tuple[str, ...] = CAPACITY_KINDS) -> dict[str, np.ndarray]:
     """g(alpha) for each kind over ``alphas`` (warnings of the paper kind are silenced: callers plot its regime)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CapacityWarning)
+    with quiet_capacity_warnings():
         return {
             kind: np.array([np.nan if (kind == "paper" and a == 0) else capacity(float(a), kind) for a in alphas])
             for kind in kinds

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from .capacity import CAPACITY_KINDS, CapacityWarning, critical_width
+from .capacity import CAPACITY_KINDS, critical_width, quiet_capacity_warnings
 from .tables import markdown_table
 
 CARD_WIDTHS = (32, 64, 128, 256, 512, 768, 1024)
@@ -28,8 +27,7 @@ def template_path(name: str) -> Path:
 
 def critical_widths(n_features: int, alpha: float) -> dict[str, float]:
     """d* under every capacity kind (the paper kind's regime warning is reported in the card itself)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CapacityWarning)
+    with quiet_capacity_warnings():
         return {kind: critical_width(n_features, alpha, kind) for kind in CAPACITY_KINDS if not (kind == "paper" and alpha == 0)}
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .capacity import CAPACITY_KINDS, CapacityWarning
+from .capacity import CAPACITY_KINDS, quiet_capacity_warnings
 from .tables import markdown_table
 
 DEFAULT_WIDTHS = (32, 64, 128, 256, 512, 768, 1024)
@@ -70,8 +69,7 @@ def command_predict(args: argparse.Namespace) -> int:
     print()
     print(markdown_table(table))
     if args.plot:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CapacityWarning)
+        with quiet_capacity_warnings():
             tables = {kind: FloorPredictor(stats, kind, allow_wider=predictor.allow_wider).predict(widths) for kind in CAPACITY_KINDS}
         print(f"\nplot: {plot_predicted_floors(tables, args.plot)}")
     if args.save:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pandas as pd
 import torch
 
 from .calibration import fit_power_law
-from .capacity import CAPACITY_KINDS, CapacityWarning
+from .capacity import CAPACITY_KINDS, quiet_capacity_warnings
 from .tables import markdown_table
 
 PAPER = {"C": 8.97, "B": 0.586, "affine_B": 0.623, "r2": 0.993, "linear_r2": -1.982, "gamma": 0.47, "power_r2": 0.998,
@@ -199,21 +198,18 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
                       l1_coefficient=config.sae_l1, training_tokens=config.sae_tokens, train_batch_size_tokens=2048,
                       measure_tokens=min(config.stats_tokens, len(test) * config.block_size), measure_dataset=test)
         stats = FeatureStats.load(sae_dir)
-    with _stage(config, "predicted floors"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", CapacityWarning)
+    with _stage(config, "predicted floors"), quiet_capacity_warnings():
         tables = {kind: FloorPredictor(stats, kind).predict(list(config.widths)) for kind in CAPACITY_KINDS}
         plot_predicted_floors(tables, config.out / "predicted_floors.png", "Tiny teacher: predicted floor vs width")
         plot_spectrum(stats, config.out / "importance_spectrum.png")
     with _stage(config, "students"):
         students = _students(config, teacher, train, test)
     predictor = FloorPredictor(stats, "paper")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CapacityWarning)
+    with quiet_capacity_warnings():
         students["predicted_floor"] = predictor.predict(list(students["width"]))["predicted_floor"].to_numpy()
     widths, observed = students["width"].to_numpy(), students["observed_floor"].to_numpy()
     control = int(widths.max())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CapacityWarning)
+    with quiet_capacity_warnings():
         fixed = predictor.calibrate(list(widths), list(observed), control_width=control)
         affine = fit_two_component(students["predicted_floor"], observed)
     power = fit_power_law(widths, observed)

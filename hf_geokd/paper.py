@@ -8,14 +8,13 @@ printed number at the printed precision: ``ok`` within rounding, ``close`` withi
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .calibration import fit_power_law, fit_two_component
-from .capacity import CapacityWarning, capacity, critical_width, kept_features
+from .capacity import capacity, critical_width, kept_features, quiet_capacity_warnings
 
 # Table 1: layer -> (alive F, average L0, alpha, g, d*) as printed.
 TABLE1 = {8: ("31,006", "234.9", "0.9924", "27.04", "1,147"), 12: ("28,665", "218.3", "0.9924", "26.92", "1,065"),
@@ -155,8 +154,7 @@ def _eq4() -> list[Check]:
 
 def _table7() -> list[Check]:
     checks = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CapacityWarning)
+    with quiet_capacity_warnings():
         for alpha, g in TABLE7.items():
             a = parse(alpha)
             if a == 0:

@@ -11,7 +11,9 @@ from huggingface_hub import ModelCard, ModelHubMixin, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
 from .calibration import TwoComponentFit, fit_two_component
-from .capacity import CapacityKind, FittedCapacity, capacity, critical_width, kept_features, kind_name, predicted_floor
+from .capacity import (
+    CapacityKind, FittedCapacity, capacity, kept_features, kind_name, predicted_floor, quiet_capacity_warnings,
+)
 from .cards import render_card
 from .stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME, FeatureStats
 from .validation import check_width
@@ -52,7 +54,7 @@ class FloorPredictor(
             raise ValueError(f"stats must be a FeatureStats, got {type(stats).__name__}.")
         self.stats = stats
         self.capacity_kind = _decode_kind(capacity_kind)
-        capacity(stats.alpha, self.capacity_kind)  # validates the kind early, warns once outside the paper's regime
+        capacity(stats.alpha, self.capacity_kind)  # validates the kind; the one warning outside the paper's regime
         self.calibration = TwoComponentFit.from_dict(calibration) if isinstance(calibration, dict) else calibration
         self.allow_wider = allow_wider
 
@@ -60,12 +62,13 @@ class FloorPredictor(
     @property
     def capacity(self) -> float:
         """g(alpha) of the teacher's sparsity under this predictor's capacity kind."""
-        return capacity(self.stats.alpha, self.capacity_kind)
+        with quiet_capacity_warnings():  # warned at construction
+            return capacity(self.stats.alpha, self.capacity_kind)
 
     @property
     def critical_width(self) -> float:
         """d* = F / g(alpha): the narrowest student that keeps every feature."""
-        return critical_width(self.stats.n_features, self.stats.alpha, self.capacity_kind)
+        return self.stats.n_features / self.capacity
 
     def _check_widths(self, widths: Iterable[int] | int) -> list[int]:
         widths = [widths] if isinstance(widths, (int, float)) else list(widths)
@@ -84,19 +87,21 @@ class FloorPredictor(
         """One row per width: capacity g, kept features F_S, dropped features, the predicted floor as a fraction of
         the teacher's feature energy (Table 2 units), the raw floor, and the calibrated floor when calibrated."""
         rows = []
-        contributions = self.stats.contributions
-        for width in self._check_widths(widths):
-            kept = kept_features(width, self.stats.alpha, self.stats.n_features, self.capacity_kind)
-            row: dict[str, Any] = {
-                "width": width,
-                "kept": kept,
-                "dropped": self.stats.n_features - kept,
-                "predicted_floor": predicted_floor(contributions, width, self.stats.alpha, self.capacity_kind, normalize=True),
-                "predicted_floor_raw": predicted_floor(contributions, width, self.stats.alpha, self.capacity_kind),
-            }
-            if self.calibration is not None:
-                row["calibrated_floor"] = float(self.calibration.predict(row["predicted_floor"]))
-            rows.append(row)
+        contributions, alpha, n_features = self.stats.contributions, self.stats.alpha, self.stats.n_features
+        widths = self._check_widths(widths)
+        with quiet_capacity_warnings():  # warned once at construction
+            for width in widths:
+                kept = kept_features(width, alpha, n_features, self.capacity_kind)
+                row: dict[str, Any] = {
+                    "width": width,
+                    "kept": kept,
+                    "dropped": n_features - kept,
+                    "predicted_floor": predicted_floor(contributions, width, alpha, self.capacity_kind, normalize=True),
+                    "predicted_floor_raw": predicted_floor(contributions, width, alpha, self.capacity_kind),
+                }
+                if self.calibration is not None:
+                    row["calibrated_floor"] = float(self.calibration.predict(row["predicted_floor"]))
+                rows.append(row)
         table = pd.DataFrame(rows)
         table.attrs.update(capacity_kind=kind_name(self.capacity_kind), capacity=self.capacity, critical_width=self.critical_width)
         return table

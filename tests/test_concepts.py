@@ -3,7 +3,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
 from datasets import load_from_disk
 from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -13,13 +13,14 @@ Accuracy of a prediction P against a measured floor Y (both means over seeds at 
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
 
 from ..calibration import r_squared
-from ..capacity import CAPACITY_KINDS, CapacityKind, CapacityWarning, FittedCapacity, capacity, critical_width, predicted_floor
+from ..capacity import (
+    CAPACITY_KINDS, CapacityKind, FittedCapacity, capacity, critical_width, predicted_floor, quiet_capacity_warnings,
+)
 from .sweep import ToySweepConfig, ToySweepResults
 
 NAIVE = FittedCapacity(a=1.0, b=0.0, base="paper")  # g = 1: one feature per dimension
@@ -44,8 +45,7 @@ def floor_points(results: ToySweepResults) -> pd.DataFrame:
 
 def predict_points(points: pd.DataFrame, config: ToySweepConfig, kind: CapacityKind) -> np.ndarray:
     """Eq. 2 at every point under one capacity kind."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CapacityWarning)
+    with quiet_capacity_warnings():
         return np.array([predicted_floor(toy_contributions(config, n, a), d, a, kind)
                          for n, a, d in zip(points["n"], points["alpha"], points["d_S"])])
 
@@ -56,8 +56,7 @@ def fit_effective_capacity(points: pd.DataFrame, base: str = "paper") -> FittedC
     usable = points[(points["kept"] > 0) & (points["kept"] < points["n"] - 0.5)]
     if len(usable) < 2 or usable["alpha"].nunique() < 2:
         raise ValueError("fitting g_eff needs unsaturated points at two or more sparsity levels.")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CapacityWarning)
+    with quiet_capacity_warnings():
         log_g = np.log([capacity(a, base) for a in usable["alpha"]])
     log_rate = np.log(usable["kept"].to_numpy() / usable["d_S"].to_numpy())
     slope, intercept = np.polyfit(log_g, log_rate, 1)
@@ -93,8 +92,7 @@ def add_predictions(points: pd.DataFrame, config: ToySweepConfig) -> tuple[pd.Da
     fitted = fit_effective_capacity(points)
     kinds["fitted"] = fitted
     points["pred_fitted"] = held_out_fitted_predictions(points, config)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CapacityWarning)
+    with quiet_capacity_warnings():
         points["d_star_paper"] = [critical_width(n, a) for n, a in zip(points["n"], points["alpha"])]
         points["kept_paper"] = [min(d * capacity(a), n) for n, a, d in zip(points["n"], points["alpha"], points["d_S"])]
     return points, kinds

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..capacity import CapacityWarning, capacity
+from ..capacity import capacity, quiet_capacity_warnings
 from ..tables import markdown_table
 from . import figures
 from .analysis import PAPER_CLAIMS, accuracy_by_alpha, accuracy_table, add_predictions, floor_points
@@ -49,8 +48,7 @@ def write_toy_report(results: ToySweepResults, out: str | Path) -> Path:
     truth_nonzero = accuracy_table(points, kinds, target="truth_loss", nonzero_only=True)
     by_alpha = accuracy_by_alpha(points)
     fitted = kinds["fitted"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CapacityWarning)
+    with quiet_capacity_warnings():
         fitted_kept = np.minimum(points["d_S"] * [capacity(a, fitted) for a in points["alpha"]], points["n"]).to_numpy()
     figures.floor_grid(points, out / "fig2_floor_grid.png")
     figures.predicted_vs_actual(points, ["paper", "dt_signed", "naive", "fitted"], out / "fig3_predicted_vs_actual.png")
