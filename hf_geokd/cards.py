@@ -11,7 +11,7 @@ from huggingface_hub import ModelCard, ModelCardData
 from .capacity import CAPACITY_KINDS, critical_width, quiet_capacity_warnings
 from .tables import markdown_table
 
-CARD_WIDTHS = (32, 64, 128, 256, 512, 768, 1024)
+DEFAULT_WIDTHS = (32, 64, 128, 256, 512, 768, 1024)
 
 
 def template_path(name: str) -> Path:
@@ -25,6 +25,11 @@ def template_path(name: str) -> Path:
     raise FileNotFoundError(f"No model card template {name!r}: expected model_cards/{name}.md.")
 
 
+def default_widths(d_in: int | None) -> list[int]:
+    """The widths tables and plots show by default: the usual ones up to the teacher's hidden size."""
+    return [w for w in DEFAULT_WIDTHS if d_in is None or w <= d_in] or [d_in]
+
+
 def critical_widths(n_features: int, alpha: float) -> dict[str, float]:
     """d* under every capacity kind (the paper kind's regime warning is reported in the card itself)."""
     with quiet_capacity_warnings():
@@ -36,8 +41,7 @@ def render_card(name: str, tags: list[str] | None = None, **context: Any) -> Mod
     predictor = context.get("predictor")
     if predictor is not None:
         stats = predictor.stats
-        widths = [w for w in CARD_WIDTHS if stats.d_in is None or w <= stats.d_in] or [stats.d_in]
-        context.setdefault("floor_table", markdown_table(predictor.predict(widths)))
+        context.setdefault("floor_table", markdown_table(predictor.predict(default_widths(stats.d_in))))
         context.setdefault("critical_widths", critical_widths(stats.n_features, stats.alpha))
     card_data = ModelCardData(library_name="hf-geokd", tags=["hf-geokd", name, *(tags or [])])
     return ModelCard.from_template(card_data, template_path=str(template_path(name)), **context)

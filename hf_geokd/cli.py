@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from .capacity import CAPACITY_KINDS, quiet_capacity_warnings
+from .cards import DEFAULT_WIDTHS, critical_widths, default_widths
 from .tables import markdown_table
-
-DEFAULT_WIDTHS = (32, 64, 128, 256, 512, 768, 1024)
-
 
 def _from_sae(args: argparse.Namespace):
     from .predictor import FloorPredictor
@@ -54,13 +52,12 @@ def load_predictor(args: argparse.Namespace):
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from .cards import critical_widths
     from .plots import plot_predicted_floors
     from .predictor import FloorPredictor
 
     predictor = load_predictor(args)
     stats = predictor.stats
-    widths = args.widths or [w for w in DEFAULT_WIDTHS if stats.d_in is None or w <= stats.d_in]
+    widths = args.widths or default_widths(stats.d_in)
     print(predictor.summary())
     print("d* per capacity kind: " + ", ".join(f"{k} {v:,.1f}" for k, v in critical_widths(stats.n_features, stats.alpha).items()))
     if stats.metadata.get("spectrum"):

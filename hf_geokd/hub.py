@@ -28,14 +28,18 @@ def stored_feature_stats(repo_or_dir: str | Path, sae_id: str | None = None) -> 
 
 
 def push_sae_to_hub(folder: str | Path, repo_id: str, sae_id: str | None = None, private: bool | None = None) -> str:
-    """Upload an SAE folder with sae-lens's uploader (cfg, weights, sparsity), then our ``feature_stats`` files into
-    the same folder of the repo, and a model card (hook, F, L0, alpha, d* per capacity kind, predicted floors).
+    """Upload an SAE folder with sae-lens's uploader (cfg, weights, sparsity), then our ``feature_stats`` files and a
+    predicted-floor plot into the same folder of the repo, and a model card from ``model_cards/sae.md`` (hook, F, L0,
+    alpha, d* per capacity kind, predicted floor table and plot).
 
     ``sae_id`` is the folder inside the repo (default: the SAE's hook name, as sae-lens releases do). Returns it.
     """
     from huggingface_hub import HfApi
     from sae_lens import upload_saes_to_huggingface
 
+    from .capacity import CAPACITY_KINDS, quiet_capacity_warnings
+    from .cards import default_widths, render_card
+    from .plots import plot_predicted_floors
     from .predictor import FloorPredictor
     from .sae import detect_format, load_sae, sae_hook_name
 
@@ -50,10 +54,16 @@ def push_sae_to_hub(folder: str | Path, repo_id: str, sae_id: str | None = None,
     if stats_files:
         api.upload_folder(folder_path=folder, path_in_repo=sae_id, repo_id=repo_id, allow_patterns=stats_files,
                           commit_message=f"Add feature statistics of {sae_id}")
-        predictor = FloorPredictor(FeatureStats.load(folder))
-        card = predictor.generate_model_card(repo_id=repo_id, sae_id=sae_id)
-        with tempfile.TemporaryDirectory() as tmp:
-            card.save(Path(tmp) / "README.md")
+        stats = FeatureStats.load(folder)
+        predictor = FloorPredictor(stats)
+        plot_path = f"{sae_id}/predicted_floors.png"
+        with tempfile.TemporaryDirectory() as tmp, quiet_capacity_warnings():
+            tables = {kind: FloorPredictor(stats, kind).predict(default_widths(stats.d_in)) for kind in CAPACITY_KINDS}
+            plot_predicted_floors(tables, Path(tmp) / "predicted_floors.png", f"Predicted floors, {sae_id}")
+            render_card("sae", predictor=predictor, repo_id=repo_id, sae_id=sae_id, plot_path=plot_path).save(
+                Path(tmp) / "README.md")
+            api.upload_file(path_or_fileobj=str(Path(tmp) / "predicted_floors.png"), path_in_repo=plot_path,
+                            repo_id=repo_id, commit_message=f"Predicted floors of {sae_id}")
             api.upload_file(path_or_fileobj=str(Path(tmp) / "README.md"), path_in_repo="README.md", repo_id=repo_id,
                             commit_message="Model card with predicted floors")
     return sae_id

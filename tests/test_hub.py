@@ -65,9 +65,11 @@ def test_sae_and_predictor_round_trip_through_the_hub(hub, trained_sae, tmp_path
         push_sae_to_hub({str(trained_sae)!r}, "me/tiny-sae")
         FloorPredictor.from_sae({str(trained_sae.parent)!r}, sae_id={HOOK!r}).push_to_hub("me/tiny-predictor")
     """)
-    assert {f"{HOOK}/cfg.json", f"{HOOK}/sae_weights.safetensors", f"{HOOK}/feature_stats.json", "README.md"} <= set(
-        state.repos["me/tiny-sae"])
-    assert "Predicted floors" in state.repos["me/tiny-sae"]["README.md"].decode()
+    assert {f"{HOOK}/cfg.json", f"{HOOK}/sae_weights.safetensors", f"{HOOK}/feature_stats.json", "README.md",
+            f"{HOOK}/predicted_floors.png"} <= set(state.repos["me/tiny-sae"])
+    card = state.repos["me/tiny-sae"]["README.md"].decode()
+    assert "## Predicted floors" in card and f"![predicted floors]({HOOK}/predicted_floors.png)" in card
+    assert f'SAE.from_pretrained("me/tiny-sae", "{HOOK}")' in card
     output = run(url, tmp_path / "fresh-cache", f"""
         import json
         from hf_geokd import FloorPredictor
