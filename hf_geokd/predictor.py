@@ -89,15 +89,19 @@ class FloorPredictor(
         rows = []
         contributions, alpha, n_features = self.stats.contributions, self.stats.alpha, self.stats.n_features
         widths = self._check_widths(widths)
+        total = self.stats.total_energy
+        if total <= 0:
+            raise ValueError("contributions sum to zero: there is no energy to normalise by.")
         with quiet_capacity_warnings():  # warned once at construction
             for width in widths:
                 kept = kept_features(width, alpha, n_features, self.capacity_kind)
+                raw = predicted_floor(contributions, width, alpha, self.capacity_kind)
                 row: dict[str, Any] = {
                     "width": width,
                     "kept": kept,
                     "dropped": n_features - kept,
-                    "predicted_floor": predicted_floor(contributions, width, alpha, self.capacity_kind, normalize=True),
-                    "predicted_floor_raw": predicted_floor(contributions, width, alpha, self.capacity_kind),
+                    "predicted_floor": raw / total,
+                    "predicted_floor_raw": raw,
                 }
                 if self.calibration is not None:
                     row["calibrated_floor"] = float(self.calibration.predict(row["predicted_floor"]))

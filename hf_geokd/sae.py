@@ -54,6 +54,19 @@ def detect_format(folder: Path) -> str:
     )
 
 
+def _inference_config(state: dict[str, torch.Tensor], device: str, hook_name: str | None, k: int | None = None,
+                      dtype: str = "float32", cfg_overrides: dict | None = None, **metadata: Any) -> dict[str, Any]:
+    """The sae-lens config of a ReLU SAE (top-k when ``k`` is given) over weights laid out as sae-lens's."""
+    d_in, d_sae = state["W_enc"].shape
+    config: dict[str, Any] = {"architecture": "standard" if k is None else "topk", "d_in": d_in, "d_sae": d_sae,
+                              "dtype": dtype, "device": device, "apply_b_dec_to_input": True,
+                              "normalize_activations": "none", "hook_name": hook_name, **metadata}
+    if k is not None:
+        config["k"] = int(k)
+    config.update(cfg_overrides or {})
+    return config
+
+
 def _sparsify_converter(path: str | Path, device: str = "cpu", cfg_overrides: dict | None = None):
     """Our reader for sparsify folders: top-k of ReLU((x - b_dec) W_enc + b_enc), W_dec stored [d_sae, d_in].
 
@@ -68,11 +81,8 @@ def _sparsify_converter(path: str | Path, device: str = "cpu", cfg_overrides: di
     d_sae, d_in = state["W_dec"].shape
     if state["W_enc"].shape != (d_in, d_sae):
         raise ValueError(f"sparsify encoder.weight has shape {tuple(weights['encoder.weight'].shape)}, expected [{d_sae}, {d_in}].")
-    config = {"architecture": "topk", "k": int(raw["k"]), "d_in": d_in, "d_sae": d_sae,
-              "dtype": str(state["W_dec"].dtype).removeprefix("torch."), "device": device,
-              "apply_b_dec_to_input": True, "normalize_activations": "none", "hook_name": Path(path).name}
-    config.update(cfg_overrides or {})
-    return config, state
+    dtype = str(state["W_dec"].dtype).removeprefix("torch.")
+    return _inference_config(state, device, Path(path).name, raw["k"], dtype, cfg_overrides), state
 
 
 def _raw_converter(path: str | Path, device: str = "cpu", cfg_overrides: dict | None = None):
@@ -81,16 +91,11 @@ def _raw_converter(path: str | Path, device: str = "cpu", cfg_overrides: dict | 
     missing = {"W_enc", "b_enc", "W_dec", "b_dec"} - set(weights)
     if missing:
         raise ValueError(f"{path}/sae.safetensors lacks {sorted(missing)} (the raw layout needs W_enc, b_enc, W_dec, b_dec).")
-    d_in, d_sae = weights["W_enc"].shape
-    config: dict[str, Any] = {
-        "architecture": "topk" if raw.get("activation") == "topk" else "standard", "d_in": d_in, "d_sae": d_sae,
-        "dtype": "float32", "device": device, "apply_b_dec_to_input": True, "normalize_activations": "none",
-        "hook_name": raw.get("hook_name"), "model_name": raw.get("model_name"),
-    }
-    if config["architecture"] == "topk":
-        config["k"] = int(raw["k"])
-    config.update(cfg_overrides or {})
-    return config, {key: weights[key] for key in ("W_enc", "b_enc", "W_dec", "b_dec")}
+    state = {key: weights[key] for key in ("W_enc", "b_enc", "W_dec", "b_dec")}
+    k = raw["k"] if raw.get("activation") == "topk" else None
+    config = _inference_config(state, device, raw.get("hook_name"), k, cfg_overrides=cfg_overrides,
+                               model_name=raw.get("model_name"))
+    return config, state
 
 
 def _dictionary_learning_converter(path: str | Path, device: str = "cpu", cfg_overrides: dict | None = None):
@@ -102,13 +107,10 @@ def _dictionary_learning_converter(path: str | Path, device: str = "cpu", cfg_ov
     W_dec = weights["W_dec"] if "W_dec" in weights else weights["decoder.weight"].T
     b_enc = weights.get("b_enc", weights.get("encoder.bias"))
     b_dec = weights.get("b_dec", weights.get("bias", weights.get("decoder.bias")))
-    config = {"architecture": "topk" if "k" in trainer else "standard", "d_in": W_enc.shape[0], "d_sae": W_enc.shape[1],
-              "dtype": "float32", "device": device, "apply_b_dec_to_input": True, "normalize_activations": "none",
-              "hook_name": trainer.get("submodule_name"), "model_name": trainer.get("lm_name")}
-    if "k" in trainer:
-        config["k"] = int(trainer["k"])
-    config.update(cfg_overrides or {})
-    return config, {"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec}
+    state = {"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec}
+    config = _inference_config(state, device, trainer.get("submodule_name"), trainer.get("k"),
+                               cfg_overrides=cfg_overrides, model_name=trainer.get("lm_name"))
+    return config, state
 
 
 def _fetch(repo_id: str, sae_id: str | None) -> Path:
