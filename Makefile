@@ -1,5 +1,5 @@
 # make demo: install into .venv and run the embedded end-to-end demo (offline, CPU).
-# make test: install into .venv and run the test suite.
+# make test: install into .venv, lint with ruff, and run the whole test suite (pytest -m "not slow": the fast loop).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -24,6 +24,7 @@ demo: install
 	$(BIN)/geokd demo --out $(OUT)
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests
 
 bench: install

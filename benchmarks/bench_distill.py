@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from hf_geokd.kl import chunked_distillation_loss, naive_distillation_loss
+from hf_geokd.distill.kl import chunked_distillation_loss, naive_distillation_loss
 
 VOCAB, BATCH, SEQ, D_S, D_T = 50304, 4, 512, 128, 1024
 
@@ -112,26 +112,39 @@ def loss_benchmark(device: torch.device, repeats: int, compile_core: bool, chunk
     print(f"{'':20} {'peak MiB':>10} {'time s':>9}")
     for name, memory, seconds in rows:
         print(f"{name:20} {memory:10.1f} {seconds:9.4f}")
-    print(f"{'chunked / naive':20} {rows[1][1] / rows[0][1]:10.3f} {rows[1][2] / rows[0][2]:9.3f}   (goals <= 0.2, <= 1.0)")
+    print(
+        f"{'chunked / naive':20} {rows[1][1] / rows[0][1]:10.3f} {rows[1][2] / rows[0][2]:9.3f}"
+        "   (goals <= 0.2, <= 1.0)"
+    )
 
 
 def step_benchmark(device: torch.device, repeats: int, compile_core: bool, teacher_name: str, chunk_size: int) -> None:
     from transformers import GPTNeoXForCausalLM
 
-    from hf_geokd.distill import DistillationConfig, DistillationTrainer
-    from hf_geokd.students import build_student, pythia_config
-    from hf_geokd.tiny import tiny_pythia_config
+    from hf_geokd.distill import (
+        DistillationConfig,
+        DistillationTrainer,
+        build_student,
+        pythia_config,
+        pythia_like_config,
+    )
 
     torch.manual_seed(0)
     if teacher_name == "tiny":
-        teacher_config = tiny_pythia_config(VOCAB, hidden_size=256, num_hidden_layers=2, num_attention_heads=8,
-                                            max_position_embeddings=SEQ)
+        teacher_config = pythia_like_config(
+            VOCAB, hidden_size=256, num_hidden_layers=2, num_attention_heads=8, max_position_embeddings=SEQ
+        )
     else:
         teacher_config = pythia_config(teacher_name)
     teacher = GPTNeoXForCausalLM(teacher_config)
     student = build_student(teacher_config, D_S, num_attention_heads=8)
-    args = DistillationConfig(output_dir=tempfile.mkdtemp(), use_cpu=device.type == "cpu", report_to=[],
-                              kl_chunk_size=chunk_size, kl_compile=compile_core)
+    args = DistillationConfig(
+        output_dir=tempfile.mkdtemp(),
+        use_cpu=device.type == "cpu",
+        report_to=[],
+        kl_chunk_size=chunk_size,
+        kl_compile=compile_core,
+    )
     trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args)
     student.train()
     input_ids = torch.randint(0, VOCAB, (BATCH, SEQ), device=device)
@@ -149,9 +162,11 @@ def step_benchmark(device: torch.device, repeats: int, compile_core: bool, teach
 
     distil, ce = timed(device, distil_step, repeats), timed(device, ce_step, repeats)
     layers = teacher_config.num_hidden_layers
-    print(f"\nTraining step, teacher {teacher_name} ({teacher_config.hidden_size} x {layers} layers), student "
-          f"{D_S} x {layers} layers, vocab {VOCAB}, {BATCH} x {SEQ} tokens, on {device}, chunks of {chunk_size}"
-          f"{', chunk arithmetic compiled' if compile_core else ''}:")
+    print(
+        f"\nTraining step, teacher {teacher_name} ({teacher_config.hidden_size} x {layers} layers), student "
+        f"{D_S} x {layers} layers, vocab {VOCAB}, {BATCH} x {SEQ} tokens, on {device}, chunks of {chunk_size}"
+        f"{', chunk arithmetic compiled' if compile_core else ''}:"
+    )
     print(f"plain CE step + teacher forward: {ce:8.4f} s")
     print(f"distillation step (fused KL):    {distil:8.4f} s")
     print(f"{'ratio':32} {distil / ce:8.3f}   (goal <= 1.1)")
@@ -162,7 +177,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="also run with the chunk arithmetic compiled")
-    parser.add_argument("--teachers", nargs="+", help="tiny and/or a Pythia size (default: pythia-410m on a GPU, tiny on a CPU)")
+    parser.add_argument(
+        "--teachers", nargs="+", help="tiny and/or a Pythia size (default: pythia-410m on a GPU, tiny on a CPU)"
+    )
     parser.add_argument("--chunk-sizes", type=int, nargs="+", default=[256], help="tokens per chunk of the fused loss")
     parser.add_argument("--measure-rss", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -16,8 +16,8 @@ import time
 import torch
 from transformers import GPTNeoXForCausalLM
 
-from hf_geokd.measure import measure_feature_stats
-from hf_geokd.tiny import tiny_pythia_config
+from hf_geokd.distill import pythia_like_config
+from hf_geokd.sae import measure_feature_stats
 
 
 def make_sae(d_in: int, d_sae: int, hook_name: str, device: torch.device):
@@ -41,7 +41,9 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
-    config = tiny_pythia_config(50304, hidden_size=256, num_hidden_layers=6, num_attention_heads=8, max_position_embeddings=512)
+    config = pythia_like_config(
+        50304, hidden_size=256, num_hidden_layers=6, num_attention_heads=8, max_position_embeddings=512
+    )
     model = GPTNeoXForCausalLM(config).to(device).eval()
     rows = torch.randint(0, 50304, (args.tokens // 512, 512)).tolist()
     dataset = [{"input_ids": row} for row in rows]
@@ -58,21 +60,26 @@ def main() -> None:
 
     bare_forward()  # warm-up
     bare = min(bare_forward() for _ in range(2))
-    print(f"{args.tokens:,} tokens, teacher {config.hidden_size} x {config.num_hidden_layers} layers, vocab "
-          f"{config.vocab_size}, SAE 32x ({32 * config.hidden_size:,} latents), on {device}")
+    print(
+        f"{args.tokens:,} tokens, teacher {config.hidden_size} x {config.num_hidden_layers} layers, vocab "
+        f"{config.vocab_size}, SAE 32x ({32 * config.hidden_size:,} latents), on {device}"
+    )
     print(f"bare teacher forward:              {bare:8.2f} s")
     for hook in (f"gpt_neox.layers.{config.num_hidden_layers - 1}", "gpt_neox.layers.3"):
         sae = make_sae(config.hidden_size, 32 * config.hidden_size, hook, device)
         timings = []
         for _ in range(2):
             start = time.perf_counter()
-            stats = measure_feature_stats(sae, model, dataset, n_tokens=args.tokens, batch_size=args.batch_size,
-                                          progress=False)
+            stats = measure_feature_stats(
+                sae, model, dataset, n_tokens=args.tokens, batch_size=args.batch_size, progress=False
+            )
             if device.type == "cuda":
                 torch.cuda.synchronize()
             timings.append(time.perf_counter() - start)
-        print(f"stats pass at {hook:18} {min(timings):8.2f} s   ratio {min(timings) / bare:5.3f}   (goal <= 1.15; "
-              f"F = {stats.n_features:,}, L0 = {stats.l0:.1f})")
+        print(
+            f"stats pass at {hook:18} {min(timings):8.2f} s   ratio {min(timings) / bare:5.3f}   (goal <= 1.15; "
+            f"F = {stats.n_features:,}, L0 = {stats.l0:.1f})"
+        )
 
 
 if __name__ == "__main__":

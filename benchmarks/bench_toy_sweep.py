@@ -28,7 +28,9 @@ class SingleToyModel(torch.nn.Module):
         return torch.relu(x @ self.W.T @ self.W + self.b)
 
 
-def train_one(width: int, n: int, alpha: float, config: ToySweepConfig, teacher: SingleToyModel | None) -> SingleToyModel:
+def train_one(
+    width: int, n: int, alpha: float, config: ToySweepConfig, teacher: SingleToyModel | None
+) -> SingleToyModel:
     steps = config.teacher_steps if teacher is None else config.student_steps
     model = SingleToyModel(width, n)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -71,8 +73,10 @@ def main() -> None:
         projected += per_model * counts[n]
         print(f"{n:>4} {counts[n]:>7} {per_model:>19.3f}")
 
-    print(f"\npreset {args.preset}: {len(results.models)} models, {config.n_configurations} configurations x "
-          f"{config.seeds} seeds, {config.student_steps} steps of batch {config.batch_size}")
+    print(
+        f"\npreset {args.preset}: {len(results.models)} models, {config.n_configurations} configurations x "
+        f"{config.seeds} seeds, {config.student_steps} steps of batch {config.batch_size}"
+    )
     print(f"vectorised sweep:              {vectorised:8.1f} s")
     print(f"one by one (projected):        {projected:8.1f} s")
     print(f"speed-up:                      {projected / vectorised:8.1f}x")

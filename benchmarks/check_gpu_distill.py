@@ -11,10 +11,14 @@ import tempfile
 import torch
 from transformers import GPTNeoXForCausalLM
 
-from hf_geokd.distill import DistillationConfig, DistillationTrainer, LossFloorCallback
-from hf_geokd.kl import chunked_distillation_loss, naive_distillation_loss
-from hf_geokd.students import build_student
-from hf_geokd.tiny import tiny_pythia_config
+from hf_geokd.distill import (
+    DistillationConfig,
+    DistillationTrainer,
+    LossFloorCallback,
+    build_student,
+    pythia_like_config,
+)
+from hf_geokd.distill.kl import chunked_distillation_loss, naive_distillation_loss
 
 
 def collate(rows):
@@ -34,25 +38,52 @@ def main() -> None:
     reference = naive_distillation_loss(hidden_s @ head_s.T, hidden_t @ head_t.T, labels, 2.0, 0.1)
     reference_grads = torch.autograd.grad(reference, [hidden_s, head_s])
     for compile_core in (False, True):
-        fused = chunked_distillation_loss(hidden_s, head_s, hidden_t, head_t, labels, 2.0, 128, 0.1, compile_core=compile_core)
+        fused = chunked_distillation_loss(
+            hidden_s, head_s, hidden_t, head_t, labels, 2.0, 128, 0.1, compile_core=compile_core
+        )
         grads = torch.autograd.grad(fused.loss, [hidden_s, head_s])
         errors = [((g - r).norm() / r.norm()).item() for g, r in zip(grads, reference_grads)]
-        print(f"cuda fp32, compile={compile_core}: loss rel err {abs(fused.loss.item() / reference.item() - 1):.2e}, "
-              f"grad rel err {max(errors):.2e}")
+        print(
+            f"cuda fp32, compile={compile_core}: loss rel err {abs(fused.loss.item() / reference.item() - 1):.2e}, "
+            f"grad rel err {max(errors):.2e}"
+        )
 
-    teacher = GPTNeoXForCausalLM(tiny_pythia_config(vocab, hidden_size=256, num_hidden_layers=2, num_attention_heads=8,
-                                                    max_position_embeddings=256))
+    teacher = GPTNeoXForCausalLM(
+        pythia_like_config(
+            vocab, hidden_size=256, num_hidden_layers=2, num_attention_heads=8, max_position_embeddings=256
+        )
+    )
     student = build_student(teacher.config, 64, num_attention_heads=8)
     rows = [{"input_ids": torch.randint(0, vocab, (256,)).tolist()} for _ in range(160)]
     floor = LossFloorCallback()
-    args = DistillationConfig(output_dir=tempfile.mkdtemp(), max_steps=40, per_device_train_batch_size=8, bf16=True,
-                              teacher_dtype="bfloat16", learning_rate=3e-3, eval_strategy="steps", eval_steps=10,
-                              logging_steps=10, save_strategy="no", report_to=[], kl_compile=True)
-    trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=rows[:128],
-                                  eval_dataset=rows[128:], data_collator=collate, callbacks=[floor])
+    args = DistillationConfig(
+        output_dir=tempfile.mkdtemp(),
+        max_steps=40,
+        per_device_train_batch_size=8,
+        bf16=True,
+        teacher_dtype="bfloat16",
+        learning_rate=3e-3,
+        eval_strategy="steps",
+        eval_steps=10,
+        logging_steps=10,
+        save_strategy="no",
+        report_to=[],
+        kl_compile=True,
+    )
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=args,
+        train_dataset=rows[:128],
+        eval_dataset=rows[128:],
+        data_collator=collate,
+        callbacks=[floor],
+    )
     trainer.train()
     history = [(entry["step"], round(entry["eval_kl"], 4)) for entry in trainer.state.log_history if "eval_kl" in entry]
-    print("teacher dtype", next(trainer.teacher.parameters()).dtype, "| eval kl by step", history, "| floor", floor.floor)
+    print(
+        "teacher dtype", next(trainer.teacher.parameters()).dtype, "| eval kl by step", history, "| floor", floor.floor
+    )
 
 
 if __name__ == "__main__":

@@ -1,33 +1,58 @@
 """hf-geokd: geometric limits of knowledge distillation (arXiv 2604.04037) for the Hugging Face ecosystem.
 
-The theory (capacity, floors, fits, predictor) imports eagerly; the parts that need transformers, accelerate or
-sae-lens import on first use, so that ``geokd predict`` starts fast.
+Layout (one import rule, checked by tests/test_layout.py): the core modules at this level (capacity, calibration,
+stats, predictor, paper, checks, tables, cards) never import a subpackage; the subpackages (data, sae, distill,
+probing, toy, reporting, ...) import the core; ``apps`` (CLI, demo, corpus, recipe parsing) imports everything.
+
+The core imports eagerly; names from subpackages that need transformers, accelerate or sae-lens load on first use,
+so that ``geokd predict`` starts fast.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .calibration import PowerLawFit, TwoComponentFit, fit_power_law, fit_two_component
-from .capacity import CAPACITY_KINDS, CapacityWarning, FittedCapacity, capacity, critical_width, kept_features, predicted_floor
+from .capacity import (
+    CAPACITY_KINDS,
+    CapacityWarning,
+    FittedCapacity,
+    capacity,
+    critical_width,
+    kept_features,
+    predicted_floor,
+)
 from .predictor import FloorPredictor
 from .stats import FeatureStats
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for IDEs and type checkers
+    from . import toy
+    from .distill import (
+        DistillationConfig,
+        DistillationTrainer,
+        LossFloorCallback,
+        build_student,
+        pythia_config,
+        student_config,
+    )
+    from .probing import ProbeCallback, run_probes
+    from .sae import load_sae, measure_feature_stats, push_sae_to_hub, train_sae
 
 _LAZY = {
     "toy": ("hf_geokd.toy", None),
-    "pythia_config": ("hf_geokd.students", "pythia_config"),
-    "student_config": ("hf_geokd.students", "student_config"),
-    "build_student": ("hf_geokd.students", "build_student"),
+    "pythia_config": ("hf_geokd.distill", "pythia_config"),
+    "student_config": ("hf_geokd.distill", "student_config"),
+    "build_student": ("hf_geokd.distill", "build_student"),
     "DistillationConfig": ("hf_geokd.distill", "DistillationConfig"),
     "DistillationTrainer": ("hf_geokd.distill", "DistillationTrainer"),
     "LossFloorCallback": ("hf_geokd.distill", "LossFloorCallback"),
     "train_sae": ("hf_geokd.sae", "train_sae"),
     "load_sae": ("hf_geokd.sae", "load_sae"),
-    "measure_feature_stats": ("hf_geokd.measure", "measure_feature_stats"),
-    "push_sae_to_hub": ("hf_geokd.hub", "push_sae_to_hub"),
+    "measure_feature_stats": ("hf_geokd.sae", "measure_feature_stats"),
+    "push_sae_to_hub": ("hf_geokd.sae", "push_sae_to_hub"),
     "run_probes": ("hf_geokd.probing", "run_probes"),
     "ProbeCallback": ("hf_geokd.probing", "ProbeCallback"),
 }
@@ -41,8 +66,14 @@ def __getattr__(name: str) -> Any:
     return module if attribute is None else getattr(module, attribute)
 
 
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
 __all__ = [
-    "CAPACITY_KINDS", "CapacityWarning", "FeatureStats", "FittedCapacity", "FloorPredictor", "PowerLawFit",
-    "TwoComponentFit", "capacity", "critical_width", "fit_power_law", "fit_two_component", "kept_features",
-    "predicted_floor", *_LAZY,
+    "CAPACITY_KINDS", "CapacityWarning", "DistillationConfig", "DistillationTrainer", "FeatureStats", "FittedCapacity",
+    "FloorPredictor", "LossFloorCallback", "PowerLawFit", "ProbeCallback", "TwoComponentFit", "build_student",
+    "capacity", "critical_width", "fit_power_law", "fit_two_component", "kept_features", "load_sae",
+    "measure_feature_stats", "predicted_floor", "push_sae_to_hub", "pythia_config", "run_probes", "student_config",
+    "toy", "train_sae",
 ]

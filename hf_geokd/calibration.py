@@ -4,7 +4,8 @@
   control run) only C is fitted; otherwise C and B are fitted together (affine least squares). The pure linear fit
   L_obs = C * L*_pred is reported beside it for contrast (the paper's Table 4).
 - Power law (paper Eq. 4): L_obs(d_S) = a * d_S^-gamma + c, fitted by profile least squares: for each gamma the
-  best (a, c) is linear, and gamma is found by golden-section search on the profiled residual.
+  best (a, c) is linear in closed form, and gamma minimises the profiled residual over a grid in (0, 4] refined
+  twice around its best point.
 
 Both report R^2 = 1 - SS_res / SS_tot and percentile bootstrap intervals (resampling points with replacement).
 """
@@ -12,12 +13,12 @@ Both report R^2 = 1 - SS_res / SS_tot and percentile bootstrap intervals (resamp
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
-from .validation import check_paired
+from .checks import check_paired
 
 BOOTSTRAP_SAMPLES = 2000
 
@@ -48,7 +49,10 @@ def _bootstrap(
         return [(float("nan"), float("nan"))] * n_params
     values = np.asarray(draws)
     tail = 100.0 * (1.0 - confidence) / 2.0
-    return [(float(np.percentile(values[:, k], tail)), float(np.percentile(values[:, k], 100 - tail))) for k in range(n_params)]
+    return [
+        (float(np.percentile(values[:, k], tail)), float(np.percentile(values[:, k], 100 - tail)))
+        for k in range(n_params)
+    ]
 
 
 @dataclass
@@ -72,7 +76,7 @@ class TwoComponentFit:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TwoComponentFit":
+    def from_dict(cls, data: dict) -> TwoComponentFit:
         data = dict(data)
         data["C_interval"] = tuple(data["C_interval"])
         data["B_interval"] = tuple(data["B_interval"])
@@ -100,7 +104,10 @@ def _slope_through(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def fit_two_component(
-    predicted: Sequence[float], observed: Sequence[float], baseline: float | None = None, seed: int = 0,
+    predicted: Sequence[float],
+    observed: Sequence[float],
+    baseline: float | None = None,
+    seed: int = 0,
     confidence: float = 0.95,
 ) -> TwoComponentFit:
     """Fit the observed floors as C * predicted + B (paper Eq. 3).
@@ -132,8 +139,15 @@ def fit_two_component(
         fit = _affine
     intervals = _bootstrap(x, y, fit, 2, seed, confidence)
     return TwoComponentFit(
-        C=C, B=B, r2=r_squared(y, C * x + B), baseline_fixed=baseline is not None, linear_C=linear_C,
-        linear_r2=linear_r2, C_interval=intervals[0], B_interval=intervals[1], n_points=int(x.size),
+        C=C,
+        B=B,
+        r2=r_squared(y, C * x + B),
+        baseline_fixed=baseline is not None,
+        linear_C=linear_C,
+        linear_r2=linear_r2,
+        C_interval=intervals[0],
+        B_interval=intervals[1],
+        n_points=int(x.size),
     )
 
 
@@ -157,7 +171,9 @@ class PowerLawFit:
         return asdict(self)
 
     def summary(self) -> str:
-        return f"L_obs = {self.a:.4g} * d_S^-{self.gamma:.4g} + {self.c:.4g}  (R^2 = {self.r2:.4f}, n = {self.n_points})"
+        return (
+            f"L_obs = {self.a:.4g} * d_S^-{self.gamma:.4g} + {self.c:.4g}  (R^2 = {self.r2:.4f}, n = {self.n_points})"
+        )
 
 
 def _profile(widths: np.ndarray, y: np.ndarray, gammas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,8 +187,10 @@ def _profile(widths: np.ndarray, y: np.ndarray, gammas: np.ndarray) -> tuple[np.
     return a, c, residual
 
 
-def _power_law(widths: np.ndarray, y: np.ndarray, gamma_range: tuple[float, float] = (1e-3, 4.0)) -> tuple[float, float, float]:
-    """Minimise the profiled residual over gamma: a coarse grid, then a fine grid between the best point's neighbours."""
+def _power_law(
+    widths: np.ndarray, y: np.ndarray, gamma_range: tuple[float, float] = (1e-3, 4.0)
+) -> tuple[float, float, float]:
+    """Minimise the profiled residual over gamma: a coarse grid, then finer grids around the best point."""
     grid = np.linspace(*gamma_range, 1000)
     for _ in range(2):
         best = int(np.argmin(_profile(widths, y, grid)[2]))
@@ -182,7 +200,9 @@ def _power_law(widths: np.ndarray, y: np.ndarray, gamma_range: tuple[float, floa
     return float(a[best]), float(grid[best]), float(c[best])
 
 
-def fit_power_law(widths: Sequence[float], observed: Sequence[float], seed: int = 0, confidence: float = 0.95) -> PowerLawFit:
+def fit_power_law(
+    widths: Sequence[float], observed: Sequence[float], seed: int = 0, confidence: float = 0.95
+) -> PowerLawFit:
     """Fit L_obs(d_S) = a * d_S^-gamma + c (paper Eq. 4) by profile least squares over gamma in (0, 4]."""
     x, y = check_paired(widths, observed, "widths", "observed", 3)
     if np.any(x <= 0):
@@ -192,6 +212,12 @@ def fit_power_law(widths: Sequence[float], observed: Sequence[float], seed: int 
     a, gamma, c = _power_law(x, y)
     intervals = _bootstrap(x, y, _power_law, 3, seed, confidence)
     return PowerLawFit(
-        a=a, gamma=gamma, c=c, r2=r_squared(y, a * x ** (-gamma) + c), a_interval=intervals[0],
-        gamma_interval=intervals[1], c_interval=intervals[2], n_points=int(x.size),
+        a=a,
+        gamma=gamma,
+        c=c,
+        r2=r_squared(y, a * x ** (-gamma) + c),
+        a_interval=intervals[0],
+        gamma_interval=intervals[1],
+        c_interval=intervals[2],
+        n_points=int(x.size),
     )

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Union
 
 import numpy as np
 
-from .validation import check_alpha, check_contributions, check_positive_int, check_width
+from .checks import check_alpha, check_contributions, check_positive_int, check_width
 
 PAPER_VALID_ALPHA = 1.0 - 1.0 / math.e
 CAPACITY_KINDS = ("paper", "dt_signed", "dt_nonneg", "mono", "info")
@@ -64,7 +64,7 @@ class FittedCapacity:
         return {"a": self.a, "b": self.b, "base": self.base}
 
 
-CapacityKind = Union[str, FittedCapacity]
+CapacityKind = str | FittedCapacity
 
 
 def kind_name(kind: CapacityKind) -> str:
@@ -183,10 +183,9 @@ def predicted_floor(
     return floor
 
 
-def capacity_table(alphas: np.ndarray, kinds: tuple[str, ...] = CAPACITY_KINDS) -> dict[str, np.ndarray]:
-    """g(alpha) for each kind over ``alphas`` (warnings of the paper kind are silenced: callers plot its regime)."""
+def critical_widths(n_features: int, alpha: float) -> dict[str, float]:
+    """d* under every capacity kind (the paper kind is left out at alpha = 0, where Eq. 1 diverges; its regime
+    warning is silenced: callers report the regime themselves)."""
     with quiet_capacity_warnings():
-        return {
-            kind: np.array([np.nan if (kind == "paper" and a == 0) else capacity(float(a), kind) for a in alphas])
-            for kind in kinds
-        }
+        return {kind: critical_width(n_features, alpha, kind) for kind in CAPACITY_KINDS
+                if not (kind == "paper" and alpha == 0)}

@@ -1,4 +1,8 @@
-"""Model cards rendered from the Jinja templates in ``model_cards/`` (huggingface_hub.ModelCard.from_template)."""
+"""Model cards rendered from the Jinja templates in ``hf_geokd/templates/cards/`` (``ModelCard.from_template``).
+
+Templates: ``predictor.md`` (a FloorPredictor), ``sae.md`` (an SAE with its feature statistics), ``student.md`` (a
+distilled student). Each is documented by the variables it reads; callers pass them as keyword arguments.
+"""
 
 from __future__ import annotations
 
@@ -8,40 +12,20 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from .capacity import CAPACITY_KINDS, critical_width, quiet_capacity_warnings
-from .tables import markdown_table
-
-DEFAULT_WIDTHS = (32, 64, 128, 256, 512, 768, 1024)
+TEMPLATES = resources.files("hf_geokd") / "templates"
 
 
-def template_path(name: str) -> Path:
-    """The template ``name``.md: packaged inside the wheel, or in the source tree's ``model_cards/``."""
-    packaged = resources.files("hf_geokd").joinpath("model_cards", f"{name}.md")
-    if packaged.is_file():
-        return Path(str(packaged))
-    source = Path(__file__).resolve().parents[1] / "model_cards" / f"{name}.md"
-    if source.is_file():
-        return source
-    raise FileNotFoundError(f"No model card template {name!r}: expected model_cards/{name}.md.")
+def template_path(folder: str, name: str) -> Path:
+    """The packaged template ``templates/<folder>/<name>``."""
+    path = TEMPLATES / folder / name
+    if not path.is_file():
+        raise FileNotFoundError(f"hf-geokd ships no template {folder}/{name}: is the package installed completely?")
+    return Path(str(path))
 
 
-def default_widths(d_in: int | None) -> list[int]:
-    """The widths tables and plots show by default: the usual ones up to the teacher's hidden size."""
-    return [w for w in DEFAULT_WIDTHS if d_in is None or w <= d_in] or [d_in]
-
-
-def critical_widths(n_features: int, alpha: float) -> dict[str, float]:
-    """d* under every capacity kind (the paper kind's regime warning is reported in the card itself)."""
-    with quiet_capacity_warnings():
-        return {kind: critical_width(n_features, alpha, kind) for kind in CAPACITY_KINDS if not (kind == "paper" and alpha == 0)}
-
-
-def render_card(name: str, tags: list[str] | None = None, **context: Any) -> ModelCard:
-    """Fill template ``name`` with ``context``; the predictor template gets its floor table computed here."""
-    predictor = context.get("predictor")
-    if predictor is not None:
-        stats = predictor.stats
-        context.setdefault("floor_table", markdown_table(predictor.predict(default_widths(stats.d_in))))
-        context.setdefault("critical_widths", critical_widths(stats.n_features, stats.alpha))
-    card_data = ModelCardData(library_name="hf-geokd", tags=["hf-geokd", name, *(tags or [])])
-    return ModelCard.from_template(card_data, template_path=str(template_path(name)), **context)
+def render_card(name: str, tags: list[str] | None = None, card_data: dict[str, Any] | None = None,
+                **context: Any) -> ModelCard:
+    """Fill the card template ``name`` (``predictor``, ``sae`` or ``student``) with ``context``; ``card_data`` adds
+    metadata fields (``license``, ``language``, ``base_model``, ...) to the card's YAML header."""
+    card_data = ModelCardData(library_name="hf-geokd", tags=["hf-geokd", name, *(tags or [])], **(card_data or {}))
+    return ModelCard.from_template(card_data, template_path=str(template_path("cards", f"{name}.md")), **context)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 from huggingface_hub import ModelCard, ModelHubMixin, hf_hub_download
@@ -12,13 +13,28 @@ from huggingface_hub.errors import EntryNotFoundError
 
 from .calibration import TwoComponentFit, fit_two_component
 from .capacity import (
-    CapacityKind, FittedCapacity, capacity, kept_features, kind_name, predicted_floor, quiet_capacity_warnings,
+    CAPACITY_KINDS,
+    CapacityKind,
+    FittedCapacity,
+    capacity,
+    critical_widths,
+    kept_features,
+    kind_name,
+    predicted_floor,
+    quiet_capacity_warnings,
 )
 from .cards import render_card
-from .stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME, FeatureStats
-from .validation import check_width
+from .checks import check_width, sae_subfolder
+from .stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME, FeatureStats, stored_feature_stats
+from .tables import markdown_table
 
 PREDICTOR_CONFIG_NAME = "config.json"
+DEFAULT_WIDTHS = (32, 64, 128, 256, 512, 768, 1024)
+
+
+def default_widths(d_in: int | None) -> list[int]:
+    """The widths tables and plots show by default: the usual ones up to the teacher's hidden size."""
+    return [w for w in DEFAULT_WIDTHS if d_in is None or w <= d_in] or [d_in]
 
 
 def _decode_kind(kind: CapacityKind | dict) -> CapacityKind:
@@ -107,7 +123,9 @@ class FloorPredictor(
                     row["calibrated_floor"] = float(self.calibration.predict(row["predicted_floor"]))
                 rows.append(row)
         table = pd.DataFrame(rows)
-        table.attrs.update(capacity_kind=kind_name(self.capacity_kind), capacity=self.capacity, critical_width=self.critical_width)
+        table.attrs.update(
+            capacity_kind=kind_name(self.capacity_kind), capacity=self.capacity, critical_width=self.critical_width
+        )
         return table
 
     def calibrate(
@@ -136,36 +154,50 @@ class FloorPredictor(
         self.calibration = fit
         return fit
 
+    def predict_every_kind(self, widths: Iterable[int] | int) -> dict[str, pd.DataFrame]:
+        """:meth:`predict` under every built-in capacity kind, keyed by kind (for side-by-side tables and plots)."""
+        with quiet_capacity_warnings():  # the regime is reported by the callers' tables
+            return {
+                kind: FloorPredictor(self.stats, kind, allow_wider=self.allow_wider).predict(widths)
+                for kind in CAPACITY_KINDS
+                if not (kind == "paper" and self.stats.alpha == 0)
+            }
+
     @classmethod
     def from_sae(
-        cls, repo_or_dir: str | Path, sae_id: str | None = None, model=None, dataset=None, hook_name: str | None = None,
-        n_tokens: int = 1_000_000, capacity_kind: CapacityKind = "paper", allow_pickle: bool = False,
+        cls,
+        repo_or_dir: str | Path,
+        sae_id: str | None = None,
+        model=None,
+        dataset=None,
+        hook_name: str | None = None,
+        n_tokens: int = 1_000_000,
+        capacity_kind: CapacityKind = "paper",
+        calibration: TwoComponentFit | dict | None = None,
+        allow_wider: bool = False,
+        allow_pickle: bool = False,
         **measure_kwargs: Any,
-    ) -> "FloorPredictor":
+    ) -> FloorPredictor:
         """A predictor from an SAE (a folder, a Hub repo and the SAE's folder in it, or a sae-lens release).
 
         Uses the ``FeatureStats`` stored beside the SAE when present (``train_sae`` and ``push_sae_to_hub`` put them
-        there); otherwise measures them with ``model`` (an object or a repo id) on ``dataset`` (held-out tokens).
+        there); otherwise measures them with ``model`` (an object or a repo id) on ``dataset`` (held-out tokens),
+        passing ``hook_name``, ``n_tokens`` and ``measure_kwargs`` to :func:`hf_geokd.measure_feature_stats`.
         """
-        from .hub import stored_feature_stats
-
         stats = stored_feature_stats(repo_or_dir, sae_id)
         if stats is None:
             if model is None or dataset is None:
                 raise ValueError(
                     f"{repo_or_dir} has no feature_stats.json beside the SAE: pass model= and dataset= to measure them."
                 )
-            from .measure import measure_feature_stats
-            from .sae import load_sae
+            # Deferred: hf_geokd.sae imports sae-lens and transformers, needed only when statistics must be measured.
+            from .sae import load_sae, measure_feature_stats, resolve_model
 
-            if isinstance(model, (str, Path)):
-                from transformers import AutoModelForCausalLM
-
-                model = AutoModelForCausalLM.from_pretrained(model)
             sae = load_sae(repo_or_dir, sae_id, allow_pickle=allow_pickle)
-            stats = measure_feature_stats(sae, model, dataset, hook_name, n_tokens, **measure_kwargs)
-        stats.metadata.setdefault("sae", str(repo_or_dir) + (f" ({sae_id})" if sae_id not in (None, ".") else ""))
-        return cls(stats, capacity_kind)
+            stats = measure_feature_stats(sae, resolve_model(model), dataset, hook_name, n_tokens, **measure_kwargs)
+        subfolder = sae_subfolder(sae_id)
+        stats.metadata.setdefault("sae", str(repo_or_dir) + (f" ({subfolder})" if subfolder else ""))
+        return cls(stats, capacity_kind, calibration=calibration, allow_wider=allow_wider)
 
     # ---------------------------------------------------------------------------------------------- persistence
     def config(self) -> dict[str, Any]:
@@ -182,19 +214,33 @@ class FloorPredictor(
 
     @classmethod
     def _from_pretrained(
-        cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool, local_files_only: bool, token,
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir,
+        force_download: bool,
+        local_files_only: bool,
+        token,
         **model_kwargs: Any,
-    ) -> "FloorPredictor":
+    ) -> FloorPredictor:
         if Path(model_id).is_dir():
             folder = Path(model_id)
         else:
             paths = []
             for filename in (STATS_WEIGHTS_NAME, STATS_CONFIG_NAME):
                 try:
-                    paths.append(hf_hub_download(
-                        repo_id=model_id, filename=filename, revision=revision, cache_dir=cache_dir,
-                        force_download=force_download, local_files_only=local_files_only, token=token,
-                    ))
+                    paths.append(
+                        hf_hub_download(
+                            repo_id=model_id,
+                            filename=filename,
+                            revision=revision,
+                            cache_dir=cache_dir,
+                            force_download=force_download,
+                            local_files_only=local_files_only,
+                            token=token,
+                        )
+                    )
                 except EntryNotFoundError as error:
                     raise FileNotFoundError(
                         f"{model_id} has no {filename}: it is not a FloorPredictor repo (push one with "
@@ -203,9 +249,17 @@ class FloorPredictor(
             folder = Path(paths[0]).parent
         return cls(stats=FeatureStats.load(folder), **model_kwargs)
 
+    def card_context(self) -> dict[str, Any]:
+        """What the predictor and SAE card templates read: the predictor, its floor table and d* per kind."""
+        return {
+            "predictor": self,
+            "floor_table": markdown_table(self.predict(default_widths(self.stats.d_in))),
+            "critical_widths": critical_widths(self.stats.n_features, self.stats.alpha),
+        }
+
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """A card with the teacher's statistics, d* per capacity kind and the predicted floor table."""
-        return render_card("predictor", predictor=self, **kwargs)
+        return render_card("predictor", **{**self.card_context(), **kwargs})
 
     def summary(self) -> str:
         s = self.stats
@@ -216,4 +270,3 @@ class FloorPredictor(
 
     def __repr__(self) -> str:
         return f"FloorPredictor({self.summary()})"
-

@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 from safetensors.torch import load_file, save_file
 
-from .validation import check_alpha, check_contributions, check_positive_int
+from .checks import check_alpha, check_contributions, check_positive_int, sae_subfolder
 
 STATS_WEIGHTS_NAME = "feature_stats.safetensors"
 STATS_CONFIG_NAME = "feature_stats.json"
@@ -51,7 +53,8 @@ class FeatureStats:
         values = check_contributions(self.contributions)
         if values.size != self.n_features:
             raise ValueError(
-                f"contributions has {values.size} values but n_features is {self.n_features}: pass one per alive feature."
+                f"contributions has {values.size} values but n_features is {self.n_features}: "
+                "pass one per alive feature."
             )
         self.contributions = torch.from_numpy(np.sort(values)[::-1].copy())
         if not (math.isfinite(self.l0) and 0.0 <= self.l0 <= self.n_features):
@@ -59,13 +62,21 @@ class FeatureStats:
         self.alpha = check_alpha(self.alpha)
         expected = 1.0 - self.l0 / self.n_features
         if abs(self.alpha - expected) > 1e-6:
-            raise ValueError(f"alpha={self.alpha} disagrees with 1 - l0 / n_features = {expected}: pass consistent values.")
+            raise ValueError(
+                f"alpha={self.alpha} disagrees with 1 - l0 / n_features = {expected}: pass consistent values."
+            )
 
     @classmethod
-    def from_counts(cls, n_features: int, l0: float, contributions, **kwargs: Any) -> "FeatureStats":
+    def from_counts(cls, n_features: int, l0: float, contributions, **kwargs: Any) -> FeatureStats:
         """Build stats from F and L0, deriving alpha = 1 - L0 / F."""
         n_features = check_positive_int(n_features, "n_features")
-        return cls(n_features=n_features, l0=float(l0), alpha=1.0 - float(l0) / n_features, contributions=contributions, **kwargs)
+        return cls(
+            n_features=n_features,
+            l0=float(l0),
+            alpha=1.0 - float(l0) / n_features,
+            contributions=contributions,
+            **kwargs,
+        )
 
     @property
     def total_energy(self) -> float:
@@ -93,7 +104,7 @@ class FeatureStats:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "FeatureStats":
+    def load(cls, directory: str | Path) -> FeatureStats:
         """Read stats written by :meth:`save`."""
         directory = Path(directory)
         missing = [name for name in (STATS_WEIGHTS_NAME, STATS_CONFIG_NAME) if not (directory / name).is_file()]
@@ -105,3 +116,21 @@ class FeatureStats:
         scalars = json.loads((directory / STATS_CONFIG_NAME).read_text())
         contributions = load_file(str(directory / STATS_WEIGHTS_NAME))["contributions"]
         return cls(contributions=contributions, **scalars)
+
+
+def stored_feature_stats(repo_or_dir: str | Path, sae_id: str | None = None) -> FeatureStats | None:
+    """The ``FeatureStats`` saved beside an SAE (a local folder or a Hub repo, ``sae_id`` the SAE's folder in it), or
+    None when there are none."""
+    subfolder = sae_subfolder(sae_id)
+    source = Path(repo_or_dir)
+    if source.exists():
+        folder = source / subfolder if subfolder else source
+        return FeatureStats.load(folder) if (folder / STATS_CONFIG_NAME).is_file() else None
+    prefix = f"{subfolder}/" if subfolder else ""
+    try:
+        paths = [hf_hub_download(str(repo_or_dir), prefix + name) for name in (STATS_CONFIG_NAME, STATS_WEIGHTS_NAME)]
+    except EntryNotFoundError:
+        return None
+    except RepositoryNotFoundError as error:
+        raise FileNotFoundError(f"{repo_or_dir} is neither a local folder nor a Hub repo we can reach.") from error
+    return FeatureStats.load(Path(paths[0]).parent)

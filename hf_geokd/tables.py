@@ -27,7 +27,9 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
     header = "| " + " | ".join(str(column) for column in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     rows = [
-        "| " + " | ".join(format_value(value.item() if hasattr(value, "item") else value, digits) for value in row) + " |"
+        "| "
+        + " | ".join(format_value(value.item() if hasattr(value, "item") else value, digits) for value in row)
+        + " |"
         for row in frame.itertuples(index=False)
     ]
     return "\n".join([header, rule, *rows])

@@ -15,10 +15,18 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from hf_geokd.apps.recipe import accumulation_for_global_batch, parse_recipe_args
 from hf_geokd.data import causal_lm_collator, load_token_blocks
-from hf_geokd.distill import DistillationConfig, DistillationTrainer, LossFloorCallback
-from hf_geokd.recipe import parse_recipe_args
-from hf_geokd.students import build_student
+from hf_geokd.distill import DistillationConfig, DistillationTrainer, LossFloorCallback, build_student
+
+
+@dataclass
+class BatchArguments:
+    global_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Sequences per optimizer step over all processes (the paper: 32). Sets "
+                          "gradient_accumulation_steps from per_device_train_batch_size and the number of processes."},
+    )
 
 
 @dataclass
@@ -40,7 +48,15 @@ class DataArguments:
 
 
 def main() -> None:
-    student_args, data_args, config = parse_recipe_args((StudentArguments, DataArguments, DistillationConfig))
+    student_args, data_args, batch_args, config = parse_recipe_args(
+        (StudentArguments, DataArguments, BatchArguments, DistillationConfig)
+    )
+    if batch_args.global_batch_size is not None:
+        try:
+            config.gradient_accumulation_steps = accumulation_for_global_batch(
+                batch_args.global_batch_size, config.per_device_train_batch_size, config.world_size)
+        except ValueError as error:
+            raise SystemExit(f"distill.py: {error}") from error
     if config.teacher_model_name_or_path is None:
         raise SystemExit("distill.py: set teacher_model_name_or_path (a repo id or a folder).")
     teacher = AutoModelForCausalLM.from_pretrained(config.teacher_model_name_or_path)
@@ -50,12 +66,20 @@ def main() -> None:
         dataset_name=data_args.dataset_name, dataset_config=data_args.dataset_config,
         dataset_path=data_args.dataset_path, text_column=data_args.text_column,
     )
-    split = blocks.train_test_split(test_size=min(data_args.eval_blocks, len(blocks) // 5), seed=config.seed, shuffle=False)
-    student = build_student(teacher.config, student_args.width, seed=config.seed,
-                            num_attention_heads=student_args.num_attention_heads)
+    split = blocks.train_test_split(
+        test_size=min(data_args.eval_blocks, len(blocks) // 5), seed=config.seed, shuffle=False
+    )
+    student = build_student(
+        teacher.config, student_args.width, seed=config.seed, num_attention_heads=student_args.num_attention_heads
+    )
     trainer = DistillationTrainer(
-        model=student, teacher_model=teacher, args=config, train_dataset=split["train"], eval_dataset=split["test"],
-        data_collator=causal_lm_collator, callbacks=[LossFloorCallback()],
+        model=student,
+        teacher_model=teacher,
+        args=config,
+        train_dataset=split["train"],
+        eval_dataset=split["test"],
+        data_collator=causal_lm_collator,
+        callbacks=[LossFloorCallback()],
     )
     checkpoint = config.resume_from_checkpoint
     if checkpoint is None and any(Path(config.output_dir).glob("checkpoint-*")):
@@ -67,8 +91,13 @@ def main() -> None:
     checksum = torch.tensor([sum(p.detach().double().sum().item() for p in student.parameters())])
     checksums = trainer.accelerator.gather(checksum).tolist()
     if trainer.is_world_process_zero():
-        run = {"width": student_args.width, "world_size": trainer.accelerator.num_processes,
-               "parameter_checksums": checksums, "floor": metrics.get("eval_loss_floor"), "metrics": metrics}
+        run = {
+            "width": student_args.width,
+            "world_size": trainer.accelerator.num_processes,
+            "parameter_checksums": checksums,
+            "floor": metrics.get("eval_loss_floor"),
+            "metrics": metrics,
+        }
         (Path(config.output_dir) / "run_info.json").write_text(json.dumps(run, indent=2))
         trainer.create_model_card(dataset_name=data_args.dataset_name or data_args.dataset_path)
         if config.push_to_hub:

@@ -3,8 +3,9 @@
     python recipes/probe.py recipes/pythia-410m/probe.yaml
     python recipes/probe.py recipes/tiny/probe.yaml        # offline concepts from the embedded corpus
 
-``concepts: paper`` streams the six concepts from The Pile and AG News (hf_geokd.concepts); ``concepts: offline``
-builds is_question and contains_code from the embedded Wikipedia sample and the Python standard library.
+``concepts: paper`` streams the six concepts from The Pile and AG News (hf_geokd.probing.concepts);
+``concepts: offline`` builds is_question and contains_code from the embedded Wikipedia sample and the Python
+standard library.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import pandas as pd
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hf_geokd.probing import accuracy_heatmap, offline_concepts, run_probes
-from hf_geokd.recipe import parse_recipe_args
+from hf_geokd.apps.recipe import parse_recipe_args
+from hf_geokd.probing import offline_concepts, run_probes
+from hf_geokd.reporting.plots import accuracy_heatmap
 
 
 @dataclass
@@ -37,11 +39,11 @@ def main() -> None:
     (args,) = parse_recipe_args((ProbeArguments,))
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name or args.models[0])
     if args.concepts == "paper":
-        from hf_geokd.concepts import paper_concepts
+        from hf_geokd.probing.concepts import paper_concepts
 
         concepts = paper_concepts(args.per_class)
     elif args.concepts == "offline":
-        from hf_geokd.corpus import gensim_wheel, wiki_articles
+        from hf_geokd.apps.corpus import gensim_wheel, wiki_articles
 
         concepts = offline_concepts(wiki_articles(gensim_wheel(args.cache_dir)), args.per_class)
     else:
@@ -52,8 +54,15 @@ def main() -> None:
     tables = []
     for index, name in enumerate(args.models):
         model = teacher if index == 0 else AutoModelForCausalLM.from_pretrained(name).to(device)
-        table = run_probes(model, concepts, args.layer, tokenizer, args.seeds,
-                           random_model=random_teacher if index == 0 else None, max_length=args.max_length)
+        table = run_probes(
+            model,
+            concepts,
+            args.layer,
+            tokenizer,
+            args.seeds,
+            random_model=random_teacher if index == 0 else None,
+            max_length=args.max_length,
+        )
         table.insert(0, "model", "teacher" if index == 0 else f"d_S={model.config.hidden_size}")
         tables.append(table)
     results = pd.concat(tables, ignore_index=True)

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from hf_geokd.apps.recipe import parse_recipe_args
 from hf_geokd.data import load_token_blocks
-from hf_geokd.hub import push_sae_to_hub
-from hf_geokd.recipe import parse_recipe_args
-from hf_geokd.sae import train_sae
+from hf_geokd.sae import push_sae_to_hub, train_sae
 
 
 @dataclass
@@ -48,12 +47,25 @@ def main() -> None:
                                dataset_name=args.dataset_name, dataset_path=args.dataset_path,
                                text_column=args.text_column)
     held_out = min(args.measure_blocks, len(blocks) // 5)
-    train, measure = blocks.select(range(len(blocks) - held_out)), blocks.select(range(len(blocks) - held_out, len(blocks)))
+    train, measure = (
+        blocks.select(range(len(blocks) - held_out)),
+        blocks.select(range(len(blocks) - held_out, len(blocks))),
+    )
     folders = train_sae(
-        model, train, args.hook_names, args.output_dir, expansion_factor=args.expansion_factor,
-        architecture=args.architecture, l1_coefficient=args.l1_coefficient, k=args.k, lr=args.lr,
-        training_tokens=len(train) * args.context_size, train_batch_size_tokens=args.train_batch_size_tokens,
-        measure_tokens=held_out * args.context_size, measure_dataset=measure, device=args.device,
+        model,
+        train,
+        args.hook_names,
+        args.output_dir,
+        expansion_factor=args.expansion_factor,
+        architecture=args.architecture,
+        l1_coefficient=args.l1_coefficient,
+        k=args.k,
+        lr=args.lr,
+        training_tokens=len(train) * args.context_size,
+        train_batch_size_tokens=args.train_batch_size_tokens,
+        measure_tokens=held_out * args.context_size,
+        measure_dataset=measure,
+        device=args.device,
     )
     for hook, folder in folders.items():
         print(f"{hook}: {folder}")

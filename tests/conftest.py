@@ -13,13 +13,14 @@ def tiny_artifacts(tmp_path_factory):
     from datasets import Dataset
     from transformers import GPTNeoXForCausalLM
 
-    from hf_geokd.tiny import tiny_pythia_config, train_bpe_tokenizer
+    from hf_geokd.data import train_bpe_tokenizer
+    from hf_geokd.distill import pythia_like_config
 
     root = tmp_path_factory.mktemp("tiny")
     texts = [f"sentence number {i} says something about topic {i % 7}." for i in range(200)]
     tokenizer = train_bpe_tokenizer(texts, vocab_size=300)
     torch.manual_seed(0)
-    teacher = GPTNeoXForCausalLM(tiny_pythia_config(len(tokenizer), hidden_size=32))
+    teacher = GPTNeoXForCausalLM(pythia_like_config(len(tokenizer), hidden_size=32))
     teacher.save_pretrained(root / "teacher")
     tokenizer.save_pretrained(root / "teacher")
     generator = torch.Generator().manual_seed(1)
@@ -32,3 +33,12 @@ def tiny_artifacts(tmp_path_factory):
 def wheel_cache(tmp_path_factory):
     """Where the gensim wheel (the embedded corpus) is downloaded once per session, or GEOKD_CACHE_DIR."""
     return os.environ.get("GEOKD_CACHE_DIR") or tmp_path_factory.mktemp("wheel-cache")
+
+
+@pytest.fixture(scope="session")
+def toy_smoke(tmp_path_factory):
+    """One trained smoke sweep, shared by the toy and CLI tests: (results, the folder holding its checkpoint)."""
+    from hf_geokd.toy import ToySweepConfig, run_toy_sweep
+
+    folder = tmp_path_factory.mktemp("toy-smoke")
+    return run_toy_sweep(ToySweepConfig.smoke(), checkpoint_dir=folder, progress=False), folder

@@ -75,9 +75,15 @@ class Handler(BaseHTTPRequestHandler):
         path = urlparse(self.path).path
         if path == "/api/repos/create":
             request = json.loads(body or b"{}")
-            repo = f"{request.get('organization') or 'user'}/{request['name']}" if "/" not in request["name"] else request["name"]
+            repo = (
+                f"{request.get('organization') or 'user'}/{request['name']}"
+                if "/" not in request["name"]
+                else request["name"]
+            )
             if repo in self.state.repos:
-                return self._json(409, {"error": "You already created this model repo", "url": f"{self._base()}/{repo}"})
+                return self._json(
+                    409, {"error": "You already created this model repo", "url": f"{self._base()}/{repo}"}
+                )
             self.state.commit(repo, {}, [])
             return self._json(200, {"url": f"{self._base()}/{repo}", "name": repo})
         if path == "/api/validate-yaml":
@@ -85,8 +91,13 @@ class Handler(BaseHTTPRequestHandler):
         match = re.fullmatch(rf"/api/models/{REPO}/preupload/(?P<rev>[^/]+)", path)
         if match:
             files = json.loads(body)["files"]
-            return self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                                              for f in files], "commitOid": self.state.commits.get(match["repo"])})
+            return self._json(
+                200,
+                {
+                    "files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files],
+                    "commitOid": self.state.commits.get(match["repo"]),
+                },
+            )
         match = re.fullmatch(rf"/api/models/{REPO}/commit/(?P<rev>[^/]+)", path)
         if match:
             repo = unquote(match["repo"])
@@ -104,8 +115,9 @@ class Handler(BaseHTTPRequestHandler):
                 elif item["key"] == "lfsFile":
                     return self._json(400, {"error": "this test server takes regular uploads only"})
             sha = self.state.commit(repo, files, deleted)
-            return self._json(200, {"commitUrl": f"{self._base()}/{repo}/commit/{sha}", "commitOid": sha,
-                                    "pullRequestUrl": None})
+            return self._json(
+                200, {"commitUrl": f"{self._base()}/{repo}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None}
+            )
         self._unknown("POST")
 
     def do_HEAD(self) -> None:
@@ -129,9 +141,11 @@ class Handler(BaseHTTPRequestHandler):
             if repo not in self.state.repos:
                 return self._not_found("RepoNotFound", f"Repository {repo} not found", head)
             prefix = (match["sub"] or "").strip("/")
-            entries = [{"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
-                       for name, data in sorted(self.state.repos[repo].items())
-                       if not prefix or name.startswith(prefix + "/")]
+            entries = [
+                {"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+                for name, data in sorted(self.state.repos[repo].items())
+                if not prefix or name.startswith(prefix + "/")
+            ]
             return self._json(200, entries, head=head)
         match = re.fullmatch(rf"/{REPO}/resolve/(?P<rev>[^/]+)/(?P<file>.+)", path)
         if match:

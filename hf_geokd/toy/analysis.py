@@ -13,19 +13,23 @@ Accuracy of a prediction P against a measured floor Y (both means over seeds at 
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
 from ..calibration import r_squared
 from ..capacity import (
-    CAPACITY_KINDS, CapacityKind, FittedCapacity, capacity, critical_width, predicted_floor, quiet_capacity_warnings,
+    CAPACITY_KINDS,
+    CapacityKind,
+    FittedCapacity,
+    capacity,
+    critical_width,
+    predicted_floor,
+    quiet_capacity_warnings,
 )
 from .sweep import ToySweepConfig, ToySweepResults
 
 NAIVE = FittedCapacity(a=1.0, b=0.0, base="paper")  # g = 1: one feature per dimension
 CONFIG_KEYS = ["n", "d_T", "alpha"]
-PAPER_CLAIMS = {"pearson_r": 0.93, "median_accuracy": 93.0, "naive_r2": -0.04}
 
 
 def toy_contributions(config: ToySweepConfig, n: int, alpha: float) -> np.ndarray:
@@ -39,15 +43,21 @@ def floor_points(results: ToySweepResults) -> pd.DataFrame:
     grouped = students.groupby([*CONFIG_KEYS, "d_S"])
     points = grouped.agg(floor=("floor", "mean"), floor_std=("floor", "std"), truth_loss=("truth_loss", "mean"),
                          kept=("kept", "mean"), seeds=("seed", "count")).reset_index()
-    points["total_energy"] = [toy_contributions(results.config, n, a).sum() for n, a in zip(points["n"], points["alpha"])]
+    points["total_energy"] = [
+        toy_contributions(results.config, n, a).sum() for n, a in zip(points["n"], points["alpha"])
+    ]
     return points
 
 
 def predict_points(points: pd.DataFrame, config: ToySweepConfig, kind: CapacityKind) -> np.ndarray:
     """Eq. 2 at every point under one capacity kind."""
     with quiet_capacity_warnings():
-        return np.array([predicted_floor(toy_contributions(config, n, a), d, a, kind)
-                         for n, a, d in zip(points["n"], points["alpha"], points["d_S"])])
+        return np.array(
+            [
+                predicted_floor(toy_contributions(config, n, a), d, a, kind)
+                for n, a, d in zip(points["n"], points["alpha"], points["d_S"])
+            ]
+        )
 
 
 def fit_effective_capacity(points: pd.DataFrame, base: str = "paper") -> FittedCapacity:
@@ -63,7 +73,9 @@ def fit_effective_capacity(points: pd.DataFrame, base: str = "paper") -> FittedC
     return FittedCapacity(a=float(np.exp(intercept)), b=float(slope), base=base)
 
 
-def held_out_fitted_predictions(points: pd.DataFrame, config: ToySweepConfig, folds: int = 4, seed: int = 0) -> np.ndarray:
+def held_out_fitted_predictions(
+    points: pd.DataFrame, config: ToySweepConfig, folds: int = 4, seed: int = 0
+) -> np.ndarray:
     """Predictions with g_eff fitted on the other configurations only (k-fold over (n, d_T, alpha))."""
     configurations = points[CONFIG_KEYS].drop_duplicates().reset_index(drop=True)
     folds = min(folds, len(configurations))
@@ -105,7 +117,9 @@ def accuracy(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
     positive = p > 0
     relative = np.abs(p - y) / y
     with np.errstate(invalid="ignore", divide="ignore"):
-        log_r = float(np.corrcoef(np.log(p[positive]), np.log(y[positive]))[0, 1]) if positive.sum() > 2 else float("nan")
+        log_r = (
+            float(np.corrcoef(np.log(p[positive]), np.log(y[positive]))[0, 1]) if positive.sum() > 2 else float("nan")
+        )
         linear_r = float(np.corrcoef(p, y)[0, 1]) if np.std(p) > 0 else float("nan")
     return {
         "points": int(keep.sum()),
@@ -117,8 +131,9 @@ def accuracy(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
     }
 
 
-def accuracy_table(points: pd.DataFrame, kinds: dict[str, CapacityKind], target: str = "floor",
-                   nonzero_only: bool = False) -> pd.DataFrame:
+def accuracy_table(
+    points: pd.DataFrame, kinds: dict[str, CapacityKind], target: str = "floor", nonzero_only: bool = False
+) -> pd.DataFrame:
     """One row per capacity kind (fitted: held-out predictions) against a measured column: ``floor`` (the loss
     against the training target) or ``truth_loss`` (against the true x). ``nonzero_only`` keeps the points where
     that kind's Eq. 2 prediction is positive (the hard cutoff predicts exactly 0 beyond d*)."""
@@ -134,6 +149,8 @@ def accuracy_table(points: pd.DataFrame, kinds: dict[str, CapacityKind], target:
 
 def accuracy_by_alpha(points: pd.DataFrame, kind: str = "paper") -> pd.DataFrame:
     """Median accuracy of one kind at each sparsity level (the paper: > 93% at every level)."""
-    rows = [{"alpha": alpha, **accuracy(group[f"pred_{kind}"].to_numpy(), group["floor"].to_numpy())}
-            for alpha, group in points.groupby("alpha")]
+    rows = [
+        {"alpha": alpha, **accuracy(group[f"pred_{kind}"].to_numpy(), group["floor"].to_numpy())}
+        for alpha, group in points.groupby("alpha")
+    ]
     return pd.DataFrame(rows)

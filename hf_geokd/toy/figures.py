@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ..plots import _save  # noqa: E402
+from ..reporting.plots import new_figure, save_figure
 
 
 def floor_grid(points: pd.DataFrame, path: str | Path, prediction: str = "paper") -> Path:
     """Figure 2: floor vs d_S per (n, alpha) panel, one colour per d_T; mean +- std solid, Eq. 2 dashed, d* dotted."""
     ns, alphas = sorted(points["n"].unique()), sorted(points["alpha"].unique())
-    figure, axes = plt.subplots(len(ns), len(alphas), figsize=(3.2 * len(alphas), 2.6 * len(ns)), squeeze=False)
+    figure, axes = new_figure(len(ns), len(alphas), figsize=(3.2 * len(alphas), 2.6 * len(ns)), squeeze=False)
     for row, n in enumerate(ns):
         for col, alpha in enumerate(alphas):
             axis = axes[row][col]
@@ -37,14 +33,16 @@ def floor_grid(points: pd.DataFrame, path: str | Path, prediction: str = "paper"
             if col == 0:
                 axis.set_ylabel("floor", fontsize=8)
     axes[0][0].legend(fontsize=6)
-    figure.suptitle(f"Toy floors: measured (solid, mean ± std over seeds), Eq. 2 with g={prediction} (dashed), d* (dotted)",
-                    fontsize=10)
-    return _save(figure, path)
+    figure.suptitle(
+        f"Toy floors: measured (solid, mean ± std over seeds), Eq. 2 with g={prediction} (dashed), d* (dotted)",
+        fontsize=10,
+    )
+    return save_figure(figure, path)
 
 
 def predicted_vs_actual(points: pd.DataFrame, kinds: list[str], path: str | Path) -> Path:
     """Figure 3: predicted vs measured floor, log-log, one panel per capacity kind, colour = alpha."""
-    figure, axes = plt.subplots(1, len(kinds), figsize=(3.3 * len(kinds), 3.4), squeeze=False)
+    figure, axes = new_figure(1, len(kinds), figsize=(3.3 * len(kinds), 3.4), squeeze=False)
     positive = points["floor"] > 0
     low = points.loc[positive, "floor"].min() / 2
     high = points["floor"].max() * 2
@@ -60,36 +58,48 @@ def predicted_vs_actual(points: pd.DataFrame, kinds: list[str], path: str | Path
         axis.tick_params(labelsize=7)
     axes[0][0].set_ylabel("predicted floor (0 drawn at the bottom)", fontsize=8)
     axes[0][0].legend(fontsize=6)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def universal_scaling(points: pd.DataFrame, path: str | Path) -> Path:
     """Figure 13: floor / total feature energy vs d_S / d* (paper kind), all configurations."""
-    figure, axis = plt.subplots(figsize=(5.6, 4.0))
+    figure, axis = new_figure(figsize=(5.6, 4.0))
     for index, (alpha, group) in enumerate(points.groupby("alpha")):
-        axis.scatter(group["d_S"] / group["d_star_paper"], group["floor"] / group["total_energy"], s=8,
-                     color=f"C{index}", label=f"alpha={alpha}")
+        axis.scatter(
+            group["d_S"] / group["d_star_paper"],
+            group["floor"] / group["total_energy"],
+            s=8,
+            color=f"C{index}",
+            label=f"alpha={alpha}",
+        )
     axis.axvline(1.0, color="0.3", linestyle="--", linewidth=1)
     axis.set_xlabel("d_S / d*  (d* = n / g_paper(alpha))")
     axis.set_ylabel("floor / sum_i I_i E[x_i^2]")
     axis.set_title("Normalised floor vs d_S / d*")
     axis.legend(fontsize=7)
     axis.grid(True, alpha=0.3)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def kept_features_plot(points: pd.DataFrame, path: str | Path, fitted_label: str, fitted_kept: np.ndarray) -> Path:
     """Features kept (||W_i|| > threshold, mean over seeds) vs d_S, against min(d g(alpha), n) and the fitted g_eff."""
     alphas = sorted(points["alpha"].unique())
-    figure, axes = plt.subplots(1, len(alphas), figsize=(3.2 * len(alphas), 3.2), squeeze=False)
+    figure, axes = new_figure(1, len(alphas), figsize=(3.2 * len(alphas), 3.2), squeeze=False)
     for axis, alpha in zip(axes[0], alphas):
         panel = points[points["alpha"] == alpha]
         for index, (n, group) in enumerate(panel.groupby("n")):
             by_width = group.groupby("d_S")
-            axis.plot(by_width["kept"].mean().index, by_width["kept"].mean(), "o-", color=f"C{index}", markersize=3,
-                      label=f"measured n={n}")
-            axis.plot(by_width["kept_paper"].mean().index, by_width["kept_paper"].mean(), "--", color=f"C{index}",
-                      linewidth=1)
+            axis.plot(
+                by_width["kept"].mean().index,
+                by_width["kept"].mean(),
+                "o-",
+                color=f"C{index}",
+                markersize=3,
+                label=f"measured n={n}",
+            )
+            axis.plot(
+                by_width["kept_paper"].mean().index, by_width["kept_paper"].mean(), "--", color=f"C{index}", linewidth=1
+            )
             fitted = pd.Series(fitted_kept[group.index], index=group["d_S"]).groupby(level=0).mean()
             axis.plot(fitted.index, fitted, ":", color=f"C{index}", linewidth=1.5)
         axis.set_title(f"alpha={alpha}", fontsize=9)
@@ -97,4 +107,4 @@ def kept_features_plot(points: pd.DataFrame, path: str | Path, fitted_label: str
     axes[0][0].set_ylabel("features kept", fontsize=8)
     axes[0][0].legend(fontsize=6)
     figure.suptitle(f"Kept features: measured (solid), min(d g_paper, n) (dashed), {fitted_label} (dotted)", fontsize=9)
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -9,7 +9,7 @@ one batch per sparsity level serves every model of that level.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

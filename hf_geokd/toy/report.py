@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ..capacity import capacity, quiet_capacity_warnings
-from ..tables import markdown_table
+from ..paper import paper_claims
+from ..reporting.reports import render_report
 from . import figures
-from .analysis import PAPER_CLAIMS, accuracy_by_alpha, accuracy_table, add_predictions, floor_points
+from .analysis import accuracy_by_alpha, accuracy_table, add_predictions, floor_points
 from .sweep import ToySweepConfig, ToySweepResults
 
 
@@ -56,75 +57,9 @@ def write_toy_report(results: ToySweepResults, out: str | Path) -> Path:
     figures.kept_features_plot(points, out / "kept_features.png", fitted.name, fitted_kept)
 
     row = table.set_index("capacity")
-    paper_row, naive_row = row.loc["paper"], row.loc["naive"]
-    teachers = results.models[results.models["role"] == "teacher"]
-    lines = [
-        "# Toy model of superposition: Eq. 2 against measured floors",
-        "",
-        f"Grid: n {list(config.n_features)}, d_T {list(config.teacher_widths)}, alpha {list(config.alphas)} "
-        f"({config.n_configurations} configurations), {config.seeds} seeds, students at every d_S = 1..d_T "
-        f"{'distilled from their teacher' if config.target == 'teacher' else 'trained on ground truth'}; "
-        f"{len(teachers)} teachers and {len(results.students())} students. Floors are the importance-weighted "
-        f"sum-over-features loss against the training target on {config.eval_samples} fresh samples; "
-        f"{len(points)} (configuration, d_S) points, means over seeds.",
-        "",
-        "## The paper's claims beside ours",
-        "",
-        "| claim | paper | ours |",
-        "|---|---|---|",
-        f"| Pearson r, refined formula (g = paper) | {PAPER_CLAIMS['pearson_r']} | {paper_row['pearson_r']:.3f} "
-        f"(log-log: {paper_row['pearson_r_log']:.3f}) |",
-        f"| median accuracy, refined formula | > {PAPER_CLAIMS['median_accuracy']:.0f}% | "
-        f"{paper_row['median_accuracy_pct']:.1f}% |",
-        f"| R^2 of the naive formula (g = 1) | {PAPER_CLAIMS['naive_r2']} | {naive_row['r2']:.3f} |",
-        "",
-        "Median accuracy = median over points of max(0, 1 - |predicted - measured| / measured); the paper calls its "
-        "figure 'MAPE = 93.9%' and 'median prediction accuracy', which we read as this quantity.",
-        "",
-        "## Accuracy per capacity model",
-        "",
-        markdown_table(table),
-        "",
-        f"The fitted effective capacity is g_eff = a g_paper^b, fitted to the kept-feature counts; on all points it "
-        f"is {fitted.name}. Its row uses held-out predictions (4-fold over configurations).",
-        "",
-        "### Only the points where Eq. 2 predicts a positive floor",
-        "",
-        "Eq. 2 predicts exactly 0 once d_S g(alpha) >= n, where trained models still lose something; those points "
-        "count as 0% accurate above. The paper's Figure 3 uses 140 points without saying which; this table drops "
-        "the zero predictions of each kind.",
-        "",
-        markdown_table(nonzero),
-        "",
-        "### Against the loss on the true x instead of the teacher's outputs",
-        "",
-        "Eq. 2 sums the energy of features the student cannot carry, which is a loss against x; a distilled "
-        "student is scored against its teacher, which has already dropped some of them.",
-        "",
-        markdown_table(truth),
-        "",
-        "Against x, only where Eq. 2 predicts a positive floor:",
-        "",
-        markdown_table(truth_nonzero),
-        "",
-        "## Refined formula (g = paper) by sparsity",
-        "",
-        markdown_table(by_alpha),
-        "",
-        "## Figures",
-        "",
-        "![Figure 2](fig2_floor_grid.png)",
-        "",
-        "![Figure 3](fig3_predicted_vs_actual.png)",
-        "",
-        "![Figure 13](fig13_universal_scaling.png) ![kept](kept_features.png)",
-        "",
-        "## Configuration",
-        "",
-        "```json",
-        json.dumps(asdict(config), indent=2),
-        "```",
-    ]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return render_report(
+        "toy.md.j2", out / "report.md", config=config, config_dict=asdict(config), claims=paper_claims(),
+        n_teachers=int((results.models["role"] == "teacher").sum()), n_students=len(results.students()),
+        n_points=len(points), paper_row=row.loc["paper"], naive_row=row.loc["naive"], table=table, nonzero=nonzero,
+        truth=truth, truth_nonzero=truth_nonzero, by_alpha=by_alpha, fitted_name=fitted.name,
+    )

@@ -10,18 +10,26 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
+import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from ..validation import check_alpha, check_positive_int
+from ..checks import check_alpha, check_positive_int
 from .models import (
-    ToyModelStack, feature_geometry, shared_target, sparse_features, teacher_target, train_stack, weighted_loss,
+    ToyModelStack,
+    feature_geometry,
+    shared_target,
+    sparse_features,
+    teacher_target,
+    train_stack,
+    weighted_loss,
 )
 
 CHECKPOINT_NAME = "toy_sweep_checkpoint"
@@ -76,12 +84,12 @@ class ToySweepConfig:
             raise ValueError(f"target must be 'teacher' or 'truth', got {self.target!r}.")
 
     @classmethod
-    def paper(cls, **overrides) -> "ToySweepConfig":
+    def paper(cls, **overrides) -> ToySweepConfig:
         """The paper's grid: n {10, 20, 40} x d_T {3, 5, 8, 10} x alpha {0.8, 0.9, 0.95, 0.99}, 20 seeds."""
         return cls(**overrides)
 
     @classmethod
-    def smoke(cls, **overrides) -> "ToySweepConfig":
+    def smoke(cls, **overrides) -> ToySweepConfig:
         """A small grid that trains in seconds: n {10, 20}, d_T {3, 5}, alpha {0.8, 0.99}, 3 seeds."""
         settings = dict(n_features=(10, 20), teacher_widths=(3, 5), alphas=(0.8, 0.99), seeds=3, teacher_steps=1000,
                         student_steps=1000, batch_size=256, eval_samples=8192)
@@ -108,7 +116,10 @@ class ToySweepResults:
 
 def _grid(config: ToySweepConfig) -> list[tuple[int, float, int]]:
     """(d_T, alpha, seed) of every teacher of one n, ordered by alpha (so shared batches are contiguous)."""
-    return [(d_t, alpha, seed) for alpha, d_t, seed in itertools.product(config.alphas, config.teacher_widths, range(config.seeds))]
+    return [
+        (d_t, alpha, seed)
+        for alpha, d_t, seed in itertools.product(config.alphas, config.teacher_widths, range(config.seeds))
+    ]
 
 
 class _Batches:
@@ -134,8 +145,13 @@ def _per_model(losses: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def _measure(
-    stack: ToyModelStack, batches: _Batches, teacher: ToyModelStack | None, teacher_index: torch.Tensor,
-    importance: torch.Tensor, samples: int, seed: int,
+    stack: ToyModelStack,
+    batches: _Batches,
+    teacher: ToyModelStack | None,
+    teacher_index: torch.Tensor,
+    importance: torch.Tensor,
+    samples: int,
+    seed: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Floors on fresh samples: the loss against the training target, and against the true x."""
     generator = torch.Generator().manual_seed(seed)
@@ -158,11 +174,16 @@ def _train_unit(
 ) -> tuple[ToyModelStack, pd.DataFrame]:
     grid = _grid(config)
     if phase == "teacher":
-        rows = [dict(role="teacher", n=n, d_T=d_t, alpha=alpha, seed=seed, d_S=d_t, teacher=i)
-                for i, (d_t, alpha, seed) in enumerate(grid)]
+        rows = [
+            dict(role="teacher", n=n, d_T=d_t, alpha=alpha, seed=seed, d_S=d_t, teacher=i)
+            for i, (d_t, alpha, seed) in enumerate(grid)
+        ]
     else:
-        rows = [dict(role="student", n=n, d_T=d_t, alpha=alpha, seed=seed, d_S=d_s, teacher=i)
-                for i, (d_t, alpha, seed) in enumerate(grid) for d_s in range(1, d_t + 1)]
+        rows = [
+            dict(role="student", n=n, d_T=d_t, alpha=alpha, seed=seed, d_S=d_s, teacher=i)
+            for i, (d_t, alpha, seed) in enumerate(grid)
+            for d_s in range(1, d_t + 1)
+        ]
     frame = pd.DataFrame(rows)
     teacher_index = torch.tensor(frame["teacher"].to_numpy())
     generator = torch.Generator().manual_seed(_unit_seed(config, n, phase))
@@ -183,8 +204,15 @@ def _train_unit(
     steps = config.teacher_steps if phase == "teacher" else config.student_steps
     bar.set_postfix_str(f"n={n} {phase}s ({len(frame)} models)")
     train_stack(stack, batch, importance, steps, config.lr, generator, progress=bar.update)
-    floor, truth = _measure(stack, batches, teachers if distil else None, teacher_index, importance,
-                            config.eval_samples, _unit_seed(config, n, phase) + 1)
+    floor, truth = _measure(
+        stack,
+        batches,
+        teachers if distil else None,
+        teacher_index,
+        importance,
+        config.eval_samples,
+        _unit_seed(config, n, phase) + 1,
+    )
     norms, dims = feature_geometry(stack.masked_W.detach())
     frame["floor"] = floor.numpy()
     frame["truth_loss"] = truth.numpy()
@@ -255,8 +283,12 @@ def run_toy_sweep(
     return ToySweepResults(config=config, models=models)
 
 
-def _restore_stack(tensors: dict[str, torch.Tensor], key: str, frame: pd.DataFrame, n: int, config: ToySweepConfig) -> ToyModelStack:
-    stack = ToyModelStack(torch.tensor(frame["d_S"].to_numpy()), n, len(config.alphas), torch.Generator().manual_seed(0))
+def _restore_stack(
+    tensors: dict[str, torch.Tensor], key: str, frame: pd.DataFrame, n: int, config: ToySweepConfig
+) -> ToyModelStack:
+    stack = ToyModelStack(
+        torch.tensor(frame["d_S"].to_numpy()), n, len(config.alphas), torch.Generator().manual_seed(0)
+    )
     stack.load_state_dict({"W": tensors[f"{key}.W"], "b": tensors[f"{key}.b"], "row_mask": stack.row_mask})
     return stack
 
@@ -265,13 +297,20 @@ def _checkpoint_paths(directory: Path) -> tuple[Path, Path]:
     return directory / f"{CHECKPOINT_NAME}.safetensors", directory / f"{CHECKPOINT_NAME}.json"
 
 
-def _save_unit(directory: Path, config: ToySweepConfig, key: str, stack: ToyModelStack, frame: pd.DataFrame,
-               tensors: dict[str, torch.Tensor], rows: dict[str, list[dict]]) -> None:
+def _save_unit(
+    directory: Path,
+    config: ToySweepConfig,
+    key: str,
+    stack: ToyModelStack,
+    frame: pd.DataFrame,
+    tensors: dict[str, torch.Tensor],
+    rows: dict[str, list[dict]],
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     tensors[f"{key}.W"] = stack.W.detach().clone()
     tensors[f"{key}.b"] = stack.b.detach().clone()
-    tensors[f"{key}.norms"] = torch.tensor(list(frame["norms"]))
-    tensors[f"{key}.dimensionality"] = torch.tensor(list(frame["dimensionality"]))
+    tensors[f"{key}.norms"] = torch.from_numpy(np.stack(frame["norms"].to_list()))
+    tensors[f"{key}.dimensionality"] = torch.from_numpy(np.stack(frame["dimensionality"].to_list()))
     rows[key] = frame.drop(columns=["norms", "dimensionality"]).to_dict(orient="records")
     weights, index = _checkpoint_paths(directory)
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights.with_suffix(".tmp")))
@@ -286,6 +325,7 @@ def _load_checkpoint(directory: Path, config: ToySweepConfig) -> tuple[dict[str,
     saved = json.loads(index.read_text())
     if saved["config"] != json.loads(json.dumps(asdict(config))):
         raise ValueError(
-            f"{index} holds a sweep with a different configuration: pass another checkpoint_dir or delete it to restart."
+            f"{index} holds a sweep with a different configuration: pass another checkpoint_dir or delete it "
+            "to restart."
         )
     return load_file(str(weights)), saved["units"]

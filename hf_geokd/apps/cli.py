@@ -1,0 +1,177 @@
+"""The ``geokd`` command line: predict, paper, toy, report, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..capacity import CAPACITY_KINDS, critical_widths
+from ..paper import paper_checks
+from ..predictor import DEFAULT_WIDTHS, FloorPredictor, default_widths
+from ..stats import STATS_CONFIG_NAME, FeatureStats
+from ..tables import markdown_table
+
+
+def _from_sae(args: argparse.Namespace) -> FloorPredictor:
+    return FloorPredictor.from_sae(args.source, args.sae_id, capacity_kind=args.kind or "paper",
+                                   allow_wider=args.allow_wider)
+
+
+def load_predictor(args: argparse.Namespace):
+    """A FloorPredictor from a saved predictor or stats folder, a Hub repo, or plain numbers (--n-features, --l0)."""
+    if args.source is None:
+        if args.n_features is None or args.l0 is None:
+            raise ValueError("pass a folder or repo id, or both --n-features and --l0.")
+        if args.zipf_exponent is None:
+            raise ValueError(
+                "plain numbers give F and L0 but no importance spectrum: pass --zipf-exponent BETA to assume "
+                "contributions proportional to rank^-BETA, or point at measured stats."
+            )
+        ranks = np.arange(1, args.n_features + 1, dtype=np.float64)
+        stats = FeatureStats.from_counts(
+            args.n_features, args.l0, ranks ** (-args.zipf_exponent), d_in=args.d_in,
+            metadata={"spectrum": f"assumed rank^-{args.zipf_exponent}"},
+        )
+        return FloorPredictor(stats, args.kind or "paper", allow_wider=args.allow_wider)
+    folder = Path(args.source)
+    if args.sae_id is not None:
+        return _from_sae(args)
+    if folder.is_dir() and (folder / STATS_CONFIG_NAME).is_file() and not (folder / "config.json").is_file():
+        return FloorPredictor(FeatureStats.load(folder), args.kind or "paper", allow_wider=args.allow_wider)
+    try:
+        saved = FloorPredictor.from_pretrained(args.source)
+    except FileNotFoundError:  # not a predictor: an SAE folder or repo with stored statistics
+        return _from_sae(args)
+    return FloorPredictor(
+        saved.stats, args.kind or saved.capacity_kind, saved.calibration, allow_wider=args.allow_wider
+    )
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    predictor = load_predictor(args)
+    stats = predictor.stats
+    widths = args.widths or default_widths(stats.d_in)
+    print(predictor.summary())
+    print(
+        "d* per capacity kind: "
+        + ", ".join(f"{k} {v:,.1f}" for k, v in critical_widths(stats.n_features, stats.alpha).items())
+    )
+    if stats.metadata.get("spectrum"):
+        print(f"importance spectrum: {stats.metadata['spectrum']} (an assumption, not a measurement)")
+    table = predictor.predict(widths)
+    print()
+    print(markdown_table(table))
+    if args.plot:
+        # Deferred: matplotlib loads only when a plot is asked for (`geokd predict` stays fast without one).
+        from ..reporting.plots import plot_predicted_floors
+
+        print(f"\nplot: {plot_predicted_floors(predictor.predict_every_kind(widths), args.plot)}")
+    if args.save:
+        predictor.save_pretrained(args.save)
+        print(f"predictor saved to {args.save}")
+    return 0
+
+
+def command_paper(args: argparse.Namespace) -> int:
+    checks = paper_checks()
+    for section, rows in checks.groupby("section", sort=False):
+        print(f"\n## {section}\n")
+        print(markdown_table(rows.drop(columns="section")))
+    counts = checks["status"].value_counts()
+    print("\n" + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    if args.out:
+        # Deferred: the report pulls matplotlib and jinja, not needed to print the checks.
+        from ..reporting.reports import write_paper_report
+
+        print(f"report: {write_paper_report(checks, args.out)}")
+    return 0
+
+
+def command_toy(args: argparse.Namespace) -> int:
+    # Deferred (here and in the commands below): each command loads only its own subsystem, so that
+    # `geokd predict` and `geokd paper` start without importing the toy sweep, transformers or sae-lens.
+    from ..toy import ToySweepConfig, run_toy_sweep
+    from ..toy.report import write_toy_report
+
+    overrides = {key: value for key, value in (("seeds", args.seeds), ("target", args.target)) if value is not None}
+    config = getattr(ToySweepConfig, args.preset)(**overrides)
+    print(f"toy sweep: {config.n_configurations} configurations x {config.seeds} seeds ({args.preset} preset)")
+    results = run_toy_sweep(config, checkpoint_dir=args.out)
+    report = write_toy_report(results, args.out)
+    print((Path(args.out) / "accuracy.csv").read_text())
+    print(f"report: {report}")
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from ..toy.report import load_toy_results, write_toy_report  # Deferred: see command_toy
+
+    print(f"report: {write_toy_report(load_toy_results(args.folder), args.out or args.folder)}")
+    return 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo  # Deferred: see command_toy
+
+    print(f"report: {run_demo(args.out)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="geokd", description="Geometric limits of knowledge distillation.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser("predict", help="predicted floors at student widths")
+    predict.add_argument("source", nargs="?", help="a predictor, SAE or FeatureStats folder, or a Hub repo id")
+    predict.add_argument("--sae-id", help="the SAE's folder inside an SAE repo (e.g. gpt_neox.layers.12)")
+    predict.add_argument("--widths", type=int, nargs="+", help=f"student widths (default {DEFAULT_WIDTHS} up to d_T)")
+    predict.add_argument(
+        "--kind", choices=CAPACITY_KINDS, help="capacity model g(alpha) (default: the predictor's, else paper)"
+    )
+    predict.add_argument("--n-features", type=int, help="F, alive features (with --l0, instead of a source)")
+    predict.add_argument("--l0", type=float, help="mean active features per token")
+    predict.add_argument("--d-in", type=int, help="teacher hidden size (widths above it are refused)")
+    predict.add_argument("--zipf-exponent", type=float, help="assume contributions proportional to rank^-BETA")
+    predict.add_argument("--allow-wider", action="store_true", help="accept widths above the teacher's")
+    predict.add_argument("--plot", help="write a PNG of floor vs width for every capacity kind")
+    predict.add_argument("--save", help="save the predictor to this folder")
+    predict.set_defaults(func=command_predict)
+
+    paper = commands.add_parser("paper", help="recompute the paper's derived numbers beside its printed ones")
+    paper.add_argument("--out", help="also write report.md and figures to this folder")
+    paper.set_defaults(func=command_paper)
+
+    toy = commands.add_parser("toy", help="the toy-model sweep of the paper's section 4 (resumes from --out)")
+    toy.add_argument(
+        "--preset", choices=("paper", "smoke"), default="paper", help="paper: 48 configurations x 20 seeds"
+    )
+    toy.add_argument("--seeds", type=int, help="override the preset's number of seeds")
+    toy.add_argument("--target", choices=("teacher", "truth"), help="distil from the teacher (default) or train on x")
+    toy.add_argument("--out", default="outputs/toy", help="folder for results, figures, report and the checkpoint")
+    toy.set_defaults(func=command_toy)
+
+    report = commands.add_parser("report", help="rewrite a toy sweep's report, tables and figures from its results")
+    report.add_argument("folder", help="a folder written by `geokd toy` (config.json + models.parquet)")
+    report.add_argument("--out", help="where to write (default: the same folder)")
+    report.set_defaults(func=command_report)
+
+    demo = commands.add_parser("demo", help="the embedded end-to-end demo (offline, CPU)")
+    demo.add_argument("--out", default="outputs/demo", help="folder for the report, figures and models (reused)")
+    demo.set_defaults(func=command_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"geokd {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

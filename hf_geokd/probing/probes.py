@@ -1,0 +1,119 @@
+"""Linear probes for binary concepts on pooled hidden states (paper section 7).
+
+For each text: hidden states of one layer, mean-pooled over non-padding tokens. For each concept and seed:
+a stratified 80/20 split, features standardised on the training part, L2-regularised logistic regression (L-BFGS),
+accuracy and AUROC on the held-out part. Controls: the same probe on shuffled labels (should sit at chance), and
+on a randomly initialised copy of the model (how much a probe finds without learned features).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data import causal_lm_collator
+from .concepts import Concept
+
+
+@torch.no_grad()
+def pooled_hidden_states(model, tokenizer, texts: Sequence[str], layer: int, batch_size: int = 16,
+                         max_length: int = 128) -> torch.Tensor:
+    """[len(texts), hidden] mean over non-padding tokens of ``hidden_states[layer]`` (0 = embeddings)."""
+    if not texts:
+        raise ValueError("texts is empty: a probe needs examples of both classes.")
+    n_layers = model.config.num_hidden_layers
+    if not 0 <= layer <= n_layers:
+        raise ValueError(f"layer must lie in [0, {n_layers}] (0 = embeddings), got {layer}.")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    pooled = []
+    for start in range(0, len(texts), batch_size):
+        encoded = tokenizer(list(texts[start : start + batch_size]), truncation=True, max_length=max_length)
+        batch = causal_lm_collator([{"input_ids": ids} for ids in encoded["input_ids"]])  # pads without a pad token
+        mask = batch["attention_mask"].to(device)
+        hidden = model(input_ids=batch["input_ids"].to(device), attention_mask=mask,
+                       output_hidden_states=True).hidden_states[layer].double()
+        mask = mask.unsqueeze(-1).double()
+        pooled.append((hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0))
+    model.train(was_training)
+    return torch.cat(pooled).cpu()
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a split that keeps each class's share in both parts."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for value in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == value))
+        cut = max(1, int(round(test_fraction * members.size)))
+        test.extend(members[:cut])
+        train.extend(members[cut:])
+    return np.array(train), np.array(test)
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve as the Mann-Whitney statistic (ties count half)."""
+    positive, negative = scores[labels == 1], scores[labels == 0]
+    if positive.size == 0 or negative.size == 0:
+        return float("nan")
+    greater = (positive[:, None] > negative[None, :]).sum() + 0.5 * (positive[:, None] == negative[None, :]).sum()
+    return float(greater / (positive.size * negative.size))
+
+
+def fit_logistic(features: torch.Tensor, labels: torch.Tensor, l2: float = 1e-2, steps: int = 100) -> torch.Tensor:
+    """Weights [d + 1] (bias last) of L2-regularised logistic regression by L-BFGS, in float64."""
+    design = torch.cat([features, torch.ones(features.shape[0], 1, dtype=features.dtype)], 1)
+    weights = torch.zeros(design.shape[1], dtype=features.dtype, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weights], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(design @ weights, labels)
+        loss = loss + l2 * weights[:-1].pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return weights.detach()
+
+
+def probe_accuracy(features: torch.Tensor, labels: Sequence[int], seeds: int = 5, test_fraction: float = 0.2,
+                   shuffle_labels: bool = False) -> dict[str, float]:
+    """Mean and std of held-out accuracy and AUROC over ``seeds`` stratified splits."""
+    y = np.asarray(labels, dtype=np.int64)
+    if set(np.unique(y)) != {0, 1}:
+        raise ValueError("labels must contain both classes 0 and 1.")
+    if features.shape[0] != y.size:
+        raise ValueError(f"{features.shape[0]} feature rows but {y.size} labels.")
+    accuracies, aurocs = [], []
+    for seed in range(seeds):
+        target = np.random.default_rng(10_000 + seed).permutation(y) if shuffle_labels else y
+        train, test = stratified_split(target, test_fraction, seed)
+        mean, std = features[train].mean(0), features[train].std(0).clamp_min(1e-8)
+        x_train, x_test = (features[train] - mean) / std, (features[test] - mean) / std
+        weights = fit_logistic(x_train, torch.as_tensor(target[train], dtype=features.dtype))
+        scores = (torch.cat([x_test, torch.ones(len(test), 1, dtype=features.dtype)], 1) @ weights).numpy()
+        accuracies.append(float(((scores > 0).astype(np.int64) == target[test]).mean()))
+        aurocs.append(auroc(scores, target[test]))
+    return {"accuracy": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
+            "auroc": float(np.nanmean(aurocs))}
+
+
+def run_probes(model, concepts: Mapping[str, Concept], layer: int, tokenizer, seeds: int = 5,
+               random_model=None, batch_size: int = 16, max_length: int = 128) -> pd.DataFrame:
+    """One row per concept: accuracy (mean, std over seeds), AUROC, the shuffled-label control, and, when
+    ``random_model`` is given (same architecture, random weights), its accuracy."""
+    rows = []
+    for name, (texts, labels) in concepts.items():
+        features = pooled_hidden_states(model, tokenizer, texts, layer, batch_size, max_length)
+        row = {"concept": name, "examples": len(texts), **probe_accuracy(features, labels, seeds)}
+        row["shuffled_accuracy"] = probe_accuracy(features, labels, seeds, shuffle_labels=True)["accuracy"]
+        if random_model is not None:
+            random_features = pooled_hidden_states(random_model, tokenizer, texts, layer, batch_size, max_length)
+            row["random_init_accuracy"] = probe_accuracy(random_features, labels, seeds)["accuracy"]
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,127 @@
+"""PNG figures of predicted and observed floors, spectra and probe accuracies.
+
+Figures are built with matplotlib's object-oriented ``Figure`` (no pyplot): saving a PNG needs no GUI backend and
+never switches the backend of a notebook or application that imports hf-geokd.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..calibration import PowerLawFit, TwoComponentFit
+
+
+def new_figure(rows: int = 1, columns: int = 1, figsize: tuple[float, float] = (5.6, 4.2), **kwargs):
+    """A ``Figure`` and its axes (as ``plt.subplots`` returns them), detached from pyplot's global state."""
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(rows, columns, **kwargs)
+
+
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Write ``figure`` as a PNG (creating the folder) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=130)
+    return path
+
+
+def plot_predicted_floors(tables: Mapping[str, pd.DataFrame], path: str | Path, title: str = "") -> Path:
+    """Predicted floor (share of feature energy) vs student width, one line per capacity kind, d* dotted."""
+    figure, axis = new_figure(figsize=(6.4, 4.2))
+    for index, (kind, table) in enumerate(tables.items()):
+        color = f"C{index}"
+        floors = table["predicted_floor"].to_numpy(dtype=float)
+        axis.plot(table["width"], np.where(floors > 0, floors, np.nan), "o-", color=color, label=kind)
+        d_star = table.attrs.get("critical_width")
+        if d_star is not None:
+            axis.axvline(d_star, color=color, linestyle=":", linewidth=1)
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log")
+    axis.set_xlabel("student width d_S")
+    axis.set_ylabel("predicted floor L*(d_S) (share of energy)")
+    axis.set_title(title or "Predicted floor vs width (dotted: d*)")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(title="capacity g(alpha)")
+    return save_figure(figure, path)
+
+
+def plot_calibration(predicted, observed, fit: TwoComponentFit, path: str | Path, labels=None, title: str = "") -> Path:
+    """Observed vs predicted floors with the affine (Eq. 3) and linear fits."""
+    predicted, observed = np.asarray(predicted, float), np.asarray(observed, float)
+    figure, axis = new_figure()
+    axis.scatter(predicted, observed, color="C3", zorder=3, label="observed")
+    for x, y, label in zip(predicted, observed, labels if labels is not None else [None] * predicted.size):
+        if label is not None:
+            axis.annotate(str(label), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    grid = np.linspace(0, predicted.max() * 1.05, 50)
+    axis.plot(
+        grid, fit.C * grid + fit.B, "-", color="C0", label=f"C L* + B: C={fit.C:.3g}, B={fit.B:.3g}, R²={fit.r2:.3f}"
+    )
+    axis.plot(
+        grid, fit.linear_C * grid, "--", color="0.5", label=f"linear: C={fit.linear_C:.3g}, R²={fit.linear_r2:.2f}"
+    )
+    axis.set_xlabel("predicted geometric floor L* (Eq. 2)")
+    axis.set_ylabel("observed floor")
+    axis.set_title(title or "Two-component calibration (Eq. 3)")
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=8)
+    return save_figure(figure, path)
+
+
+def plot_power_law(widths, observed, fit: PowerLawFit, path: str | Path, title: str = "") -> Path:
+    """Observed floor vs width with the fitted a d^-gamma + c (Eq. 4)."""
+    widths, observed = np.asarray(widths, float), np.asarray(observed, float)
+    figure, axis = new_figure()
+    axis.plot(widths, observed, "o", color="C3", label="observed")
+    grid = np.geomspace(widths.min(), widths.max(), 100)
+    axis.plot(
+        grid,
+        fit.predict(grid),
+        "-",
+        color="C0",
+        label=f"{fit.a:.3g} d^-{fit.gamma:.3g} + {fit.c:.3g} (R²={fit.r2:.3f})",
+    )
+    axis.set_xscale("log", base=2)
+    axis.set_xlabel("student width d_S")
+    axis.set_ylabel("observed floor")
+    axis.set_title(title or "Power law (Eq. 4)")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    return save_figure(figure, path)
+
+
+def plot_spectrum(stats, path: str | Path) -> Path:
+    """Feature importance (share of energy) vs rank, log-log (the paper's Figure 5a)."""
+    values = stats.normalized_contributions.numpy()
+    figure, axis = new_figure(figsize=(5.6, 4.0))
+    axis.loglog(np.arange(1, values.size + 1), values, color="C0")
+    axis.set_xlabel("feature rank")
+    axis.set_ylabel("E[z_i^2] ||W_dec,i||^2 / total")
+    axis.set_title(
+        f"Importance spectrum\nF = {stats.n_features:,}, L0 = {stats.l0:.1f}, alpha = {stats.alpha:.4f}", fontsize=10
+    )
+    axis.grid(True, which="both", alpha=0.3)
+    return save_figure(figure, path)
+
+
+def accuracy_heatmap(table: pd.DataFrame, path: str | Path, title: str = "Probe accuracy") -> Path:
+    """A concept x model heatmap of accuracies (the paper's Figure 8a). ``table``: columns concept, model, accuracy."""
+    grid = table.pivot(index="concept", columns="model", values="accuracy")
+    grid = grid.loc[table["concept"].unique(), table["model"].unique()]  # the order given, not alphabetical
+    figure, axis = new_figure(figsize=(1.3 * grid.shape[1] + 2.5, 0.6 * grid.shape[0] + 1.5))
+    image = axis.imshow(grid.to_numpy(), vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto")
+    axis.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right")
+    axis.set_yticks(range(grid.shape[0]), grid.index)
+    for (i, j), value in np.ndenumerate(grid.to_numpy()):
+        if not math.isnan(value):
+            axis.text(j, i, f"{100 * value:.1f}", ha="center", va="center", color="white" if value < 0.8 else "black")
+    figure.colorbar(image, ax=axis, label="accuracy")
+    axis.set_title(title)
+    return save_figure(figure, path)

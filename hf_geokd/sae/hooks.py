@@ -1,0 +1,33 @@
+"""Where an SAE reads a model: hook names, the hooked module, and the model itself from a name or an object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+
+def hook_module(model: torch.nn.Module, hook_name: str) -> torch.nn.Module:
+    """The submodule called ``hook_name``; a clear error lists the residual-stream modules when it is absent."""
+    modules = dict(model.named_modules())
+    if hook_name not in modules:
+        layers = [name for name in modules if name.count(".") == 2 and ".layers." in name]
+        hint = f" Residual-stream hooks of this model: {layers[0]} ... {layers[-1]}." if layers else ""
+        raise ValueError(f"hook_name {hook_name!r} is not a module of {type(model).__name__}.{hint}")
+    return modules[hook_name]
+
+
+def sae_hook_name(sae) -> str | None:
+    """The hook an SAE was trained on, when its config says."""
+    metadata = getattr(sae.cfg, "metadata", None)
+    return getattr(metadata, "hook_name", None)
+
+
+def resolve_model(model: PreTrainedModel | str | Path) -> PreTrainedModel:
+    """A ``transformers`` causal LM from itself, a local folder or a Hub repo id."""
+    if isinstance(model, (str, Path)):
+        return AutoModelForCausalLM.from_pretrained(model)
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a transformers model, a folder or a Hub repo id, got {type(model).__name__}.")
+    return model

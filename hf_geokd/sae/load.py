@@ -1,0 +1,161 @@
+"""Load a sparse autoencoder from any common layout as a sae-lens ``SAE``.
+
+Layouts ``load_sae`` reads (a folder, or a folder inside a Hub repo named by ``sae_id``):
+
+- ``sae_lens``: ``cfg.json`` + ``sae_weights.safetensors`` (what sae-lens saves and uploads); also any release of
+  sae-lens's registry by name.
+- ``sparsify`` (EleutherAI): ``cfg.json`` + ``sae.safetensors`` with ``encoder.weight`` [d_sae, d_in],
+  ``encoder.bias``, ``W_dec`` [d_sae, d_in], ``b_dec``; a top-k ReLU SAE. Read by our own adapter: sae-lens's
+  converter transposes ``W_dec``, which is already [d_sae, d_in].
+- ``raw``: ``geokd_sae.json`` ({"d_in", "d_sae", "activation": "relu" | "topk", "k", "hook_name"}) +
+  ``sae.safetensors`` with ``W_enc`` [d_in, d_sae], ``b_enc``, ``W_dec`` [d_sae, d_in], ``b_dec``; z = act(
+  (x - b_dec) W_enc + b_enc).
+- ``dictionary_learning``: ``config.json`` + ``ae.pt`` (a pickle: read only with ``allow_pickle=True``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import RepositoryNotFoundError
+from sae_lens import SAE
+from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+from safetensors.torch import load_file
+
+from ..checks import sae_subfolder
+
+RAW_CONFIG_NAME = "geokd_sae.json"
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
+
+
+def detect_format(folder: Path) -> str:
+    """Name the layout of an SAE folder, or explain what is missing."""
+    names = {path.name for path in folder.iterdir()} if folder.is_dir() else set()
+    if {"cfg.json", "sae_weights.safetensors"} <= names:
+        return "sae_lens"
+    if {"cfg.json", "sae.safetensors"} <= names:
+        return "sparsify"
+    if {RAW_CONFIG_NAME, "sae.safetensors"} <= names:
+        return "raw"
+    if "ae.pt" in names:
+        return "dictionary_learning"
+    raise FileNotFoundError(
+        f"{folder} holds no SAE we can read (found: {sorted(names) or 'nothing'}). Expected cfg.json + "
+        f"sae_weights.safetensors (sae-lens), cfg.json + sae.safetensors (sparsify), {RAW_CONFIG_NAME} + "
+        "sae.safetensors (raw), or config.json + ae.pt (dictionary_learning). Pass sae_id= for a sub-folder."
+    )
+
+
+def _inference_config(state: dict[str, torch.Tensor], device: str, hook_name: str | None, k: int | None = None,
+                      dtype: str = "float32", cfg_overrides: dict | None = None, **metadata: Any) -> dict[str, Any]:
+    """The sae-lens config of a ReLU SAE (top-k when ``k`` is given) over weights laid out as sae-lens's."""
+    d_in, d_sae = state["W_enc"].shape
+    config: dict[str, Any] = {"architecture": "standard" if k is None else "topk", "d_in": d_in, "d_sae": d_sae,
+                              "dtype": dtype, "device": device, "apply_b_dec_to_input": True,
+                              "normalize_activations": "none", "hook_name": hook_name, **metadata}
+    if k is not None:
+        config["k"] = int(k)
+    config.update(cfg_overrides or {})
+    return config
+
+
+def _sparsify_converter(path: str | Path, device: str = "cpu", cfg_overrides: dict | None = None):
+    """Our reader for sparsify folders: top-k of ReLU((x - b_dec) W_enc + b_enc), W_dec stored [d_sae, d_in].
+
+    (sae-lens 6.54's converter transposes W_dec, builds a ReLU SAE without the top-k, and drops b_dec from the input
+    when the decoder is normalised, each unlike sparsify's own encode.) The hook is the folder's name, a module path
+    relative to the base model (``layers.6`` is ``gpt_neox.layers.6`` in a GPTNeoX causal LM).
+    """
+    raw = json.loads((Path(path) / "cfg.json").read_text())
+    weights = load_file(str(Path(path) / "sae.safetensors"), device=device)
+    state = {"W_enc": weights["encoder.weight"].T.contiguous(), "b_enc": weights["encoder.bias"],
+             "W_dec": weights["W_dec"], "b_dec": weights["b_dec"]}
+    d_sae, d_in = state["W_dec"].shape
+    if state["W_enc"].shape != (d_in, d_sae):
+        raise ValueError(
+            f"sparsify encoder.weight has shape {tuple(weights['encoder.weight'].shape)}, expected [{d_sae}, {d_in}]."
+        )
+    dtype = str(state["W_dec"].dtype).removeprefix("torch.")
+    return _inference_config(state, device, Path(path).name, raw["k"], dtype, cfg_overrides), state
+
+
+def _raw_converter(path: str | Path, device: str = "cpu", cfg_overrides: dict | None = None):
+    raw = json.loads((Path(path) / RAW_CONFIG_NAME).read_text())
+    weights = load_file(str(Path(path) / "sae.safetensors"), device=device)
+    missing = {"W_enc", "b_enc", "W_dec", "b_dec"} - set(weights)
+    if missing:
+        raise ValueError(
+            f"{path}/sae.safetensors lacks {sorted(missing)} (the raw layout needs W_enc, b_enc, W_dec, b_dec)."
+        )
+    state = {key: weights[key] for key in ("W_enc", "b_enc", "W_dec", "b_dec")}
+    k = raw["k"] if raw.get("activation") == "topk" else None
+    config = _inference_config(
+        state, device, raw.get("hook_name"), k, cfg_overrides=cfg_overrides, model_name=raw.get("model_name")
+    )
+    return config, state
+
+
+def _dictionary_learning_converter(path: str | Path, device: str = "cpu", cfg_overrides: dict | None = None):
+    """Our disk reader for dictionary_learning folders (sae-lens reads these from the Hub only)."""
+    raw = json.loads((Path(path) / "config.json").read_text())
+    trainer = raw.get("trainer", raw)
+    weights = torch.load(Path(path) / "ae.pt", map_location=device, weights_only=True)
+    W_enc = weights["W_enc"] if "W_enc" in weights else weights["encoder.weight"].T
+    W_dec = weights["W_dec"] if "W_dec" in weights else weights["decoder.weight"].T
+    b_enc = weights.get("b_enc", weights.get("encoder.bias"))
+    b_dec = weights.get("b_dec", weights.get("bias", weights.get("decoder.bias")))
+    state = {"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec}
+    config = _inference_config(
+        state,
+        device,
+        trainer.get("submodule_name"),
+        trainer.get("k"),
+        cfg_overrides=cfg_overrides,
+        model_name=trainer.get("lm_name"),
+    )
+    return config, state
+
+
+CONVERTERS = {
+    "sparsify": _sparsify_converter,
+    "raw": _raw_converter,
+    "dictionary_learning": _dictionary_learning_converter,
+}
+
+
+def _fetch(repo_id: str, subfolder: str | None) -> Path:
+    """Download one SAE folder of a Hub repo (only that folder)."""
+    try:
+        root = Path(snapshot_download(repo_id, allow_patterns=[f"{subfolder}/*" if subfolder else "*"]))
+    except RepositoryNotFoundError as error:
+        raise FileNotFoundError(f"{repo_id} is neither a local folder nor a Hub repo we can reach.") from error
+    return root / subfolder if subfolder else root
+
+
+def load_sae(repo_or_dir: str | Path, sae_id: str | None = None, allow_pickle: bool = False, device: str = "cpu"):
+    """Load an SAE as a sae-lens ``SAE`` from a folder, a Hub repo (``sae_id``: the folder inside it) or a release
+    of sae-lens's registry. Weights are read from safetensors only, unless ``allow_pickle=True`` (pickles can run
+    code: opt in only for files you trust)."""
+    source = Path(repo_or_dir)
+    subfolder = sae_subfolder(sae_id)
+    if not source.exists() and str(repo_or_dir) in get_pretrained_saes_directory():
+        if subfolder is None:
+            raise ValueError(f"{repo_or_dir} is a sae-lens release: pass sae_id= (one of its SAEs).")
+        return SAE.from_pretrained(str(repo_or_dir), subfolder, device=device)
+    folder = (source / subfolder if subfolder else source) if source.exists() else _fetch(str(repo_or_dir), subfolder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist: check sae_id (the SAE's folder inside {repo_or_dir}).")
+    layout = detect_format(folder)
+    if layout == "dictionary_learning" and not allow_pickle:
+        pickles = [path.name for path in folder.iterdir() if path.suffix in PICKLE_SUFFIXES]
+        raise ValueError(
+            f"{folder} stores its weights as a pickle ({', '.join(pickles)}), which can run code when loaded. Convert "
+            "it to safetensors, or pass allow_pickle=True if you trust its source."
+        )
+    if layout == "sae_lens":
+        return SAE.load_from_disk(folder, device=device)
+    return SAE.load_from_disk(folder, device=device, converter=CONVERTERS[layout])

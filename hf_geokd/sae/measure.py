@@ -1,0 +1,134 @@
+"""One streaming pass over a token stream that turns an SAE on a teacher layer into ``FeatureStats``.
+
+For every token the teacher's activation x at ``hook_name`` is encoded, z = SAE(x), and float64 running sums are
+kept per latent: firing count, sum of z_i^2. Nothing per token is stored, so memory does not grow with n_tokens.
+The teacher's forward stops right after the hooked module (the rest of the model is not needed).
+
+    frequency_i = count_i / N;  alive: frequency_i > alive_threshold;  F = #alive
+    L0 = sum_{alive} count_i / N  (mean active alive latents per token);  alpha = 1 - L0 / F
+    contribution_i = E[z_i^2] ||W_dec,i||^2   (the energy latent i writes into the residual stream)
+
+The contribution is invariant to how decoder norms are split between encoder and decoder, so it equals E[z_i^2]
+after ``fold_W_dec_norm`` (unit decoder rows) without modifying the SAE (paper section 5.2: I_i = E[z_i^2]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data import causal_lm_collator
+from ..stats import FeatureStats
+from .hooks import hook_module, sae_hook_name
+
+DEFAULT_ALIVE_THRESHOLD = 1e-5
+
+
+class _StopForward(Exception):
+    """Raised by the hook once the activation is captured: the layers after it are not run."""
+
+
+def _batches(dataset, batch_size: int) -> Iterable[dict[str, torch.Tensor]]:
+    """Padded batches of {input_ids, attention_mask} from rows with ``input_ids`` (or bare token lists)."""
+    rows: list[dict] = []
+    for row in dataset:
+        rows.append(row if isinstance(row, dict) else {"input_ids": row})
+        if len(rows) == batch_size:
+            yield causal_lm_collator(rows)
+            rows = []
+    if rows:
+        yield causal_lm_collator(rows)
+
+
+@torch.no_grad()
+def measure_feature_stats(
+    sae, model, dataset, hook_name: str | None = None, n_tokens: int = 1_000_000, batch_size: int = 8,
+    alive_threshold: float = DEFAULT_ALIVE_THRESHOLD, device: str | torch.device | None = None, progress: bool = True,
+) -> FeatureStats:
+    """Measure F, L0, alpha and the contribution spectrum of ``sae`` on ``model``'s activations at ``hook_name``.
+
+    Args:
+        sae: a sae-lens ``SAE`` (see :func:`hf_geokd.load_sae` for other layouts).
+        model: the teacher, a ``transformers`` model.
+        dataset: rows with ``input_ids`` (a ``datasets.Dataset``, streamed or not) or token lists; use tokens the
+            SAE was not trained on.
+        hook_name: module path (default: the SAE's own).
+        n_tokens: tokens to measure on; the dataset must hold at least that many.
+        alive_threshold: a latent is alive when its firing frequency exceeds this (paper: 1e-5).
+    """
+    hook_name = hook_name or sae_hook_name(sae)
+    if not hook_name:
+        raise ValueError("the SAE's config names no hook: pass hook_name= (e.g. 'gpt_neox.layers.12').")
+    module = hook_module(model, hook_name)
+    d_in = sae.cfg.d_in
+    hidden = getattr(model.config, "hidden_size", d_in)
+    if d_in != hidden:
+        raise ValueError(
+            f"SAE d_in = {d_in} but the model's hidden size is {hidden}: this SAE belongs to another model."
+        )
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.eval()
+    sae = sae.to(device)
+    captured: dict[str, torch.Tensor] = {}
+
+    def capture(_module, _inputs, output):
+        captured["x"] = output[0] if isinstance(output, tuple) else output
+        raise _StopForward
+
+    d_sae = sae.cfg.d_sae
+    counts = torch.zeros(d_sae, dtype=torch.float64, device=device)
+    squares = torch.zeros(d_sae, dtype=torch.float64, device=device)
+    seen = 0
+    handle = module.register_forward_hook(capture)
+    try:
+        with tqdm(total=n_tokens, desc=f"SAE stats at {hook_name}", unit="tok", disable=not progress) as bar:
+            for batch in _batches(dataset, batch_size):
+                batch = {key: batch[key].to(device) for key in ("input_ids", "attention_mask")}
+                try:
+                    model(**batch)
+                except _StopForward:
+                    pass
+                x = captured.pop("x")
+                if x.shape[-1] != d_in:
+                    raise ValueError(f"activations at {hook_name} have width {x.shape[-1]}, the SAE expects {d_in}.")
+                x = x[batch["attention_mask"].bool()][: n_tokens - seen].to(sae.W_dec.dtype)
+                if not torch.isfinite(x).all():
+                    raise ValueError(f"NaN or infinite activations at {hook_name}: check the model's dtype and inputs.")
+                z = sae.encode(x)
+                counts += (z > 0).sum(0, dtype=torch.float64)
+                squares += z.double().pow(2).sum(0)
+                seen += x.shape[0]
+                bar.update(x.shape[0])
+                if seen >= n_tokens:
+                    break
+    finally:
+        handle.remove()
+    if seen == 0:
+        raise ValueError("the dataset is empty: pass rows with input_ids.")
+    if seen < n_tokens:
+        raise ValueError(
+            f"the dataset yields only {seen:,} tokens of the n_tokens={n_tokens:,} requested: pass more "
+            "data or a smaller n_tokens."
+        )
+    frequency = counts / seen
+    alive = frequency > alive_threshold
+    n_alive = int(alive.sum())
+    if n_alive == 0:
+        raise ValueError(
+            f"no latent of this SAE fires more often than {alive_threshold:g} on {seen:,} tokens: it is dead on this "
+            "data (wrong hook or model?), or lower alive_threshold."
+        )
+    energy = squares / seen * sae.W_dec.detach().double().pow(2).sum(-1)
+    l0 = float(counts[alive].sum() / seen)
+    return FeatureStats.from_counts(
+        n_alive,
+        l0,
+        energy[alive].cpu(),
+        n_tokens=seen,
+        hook_name=hook_name,
+        d_in=d_in,
+        alive_threshold=alive_threshold,
+        metadata={"d_sae": d_sae, "dead_latents": d_sae - n_alive},
+    )
