@@ -57,6 +57,8 @@ def measure_feature_stats(
         hook_name: module path (default: the SAE's own).
         n_tokens: tokens to measure on; the dataset must hold at least that many.
         alive_threshold: a latent is alive when its firing frequency exceeds this (paper: 1e-5).
+        device: where to run (default: the model's device). The SAE is moved there in place (``nn.Module.to``),
+            and the model is put in eval mode; neither is copied, since an SAE of a real model is large.
     """
     hook_name = hook_name or sae_hook_name(sae)
     if not hook_name:

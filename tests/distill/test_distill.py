@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 
 from hf_geokd.data import causal_lm_collator
 from hf_geokd.distill import DistillationConfig, DistillationTrainer, LossFloorCallback, build_student
+from hf_geokd.distill import kl as kl_module
 from hf_geokd.distill.kl import chunked_distillation_loss, naive_distillation_loss
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +53,22 @@ def test_chunked_loss_matches_full_logits_reference(tiny_artifacts, ce_weight):
     torch.testing.assert_close(chunked.loss, reference.to(chunked.loss.dtype), rtol=1e-5, atol=0)
     for got, want in zip(grads, reference_grads):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-9)
+    # evaluation under no_grad gives the same sums without computing any gradient
+    forward = kl_module._FusedDistillation.forward
+    calls = []
+    kl_module._FusedDistillation.forward = staticmethod(lambda *a: calls.append(1) or forward(*a))
+    try:
+        with torch.no_grad():
+            evaluated = chunked_distillation_loss(
+                student_out.hidden_states[-1], student.get_output_embeddings().weight, teacher_out.hidden_states[-1],
+                teacher.get_output_embeddings().weight, batch["labels"], temperature=2.0, chunk_size=5,
+                ce_weight=ce_weight,
+            )
+    finally:
+        kl_module._FusedDistillation.forward = forward
+    assert not calls and not evaluated.loss.requires_grad
+    torch.testing.assert_close(evaluated.loss, chunked.loss.detach(), rtol=1e-10, atol=0)
+    torch.testing.assert_close(evaluated.kl_sum, chunked.kl_sum, rtol=1e-10, atol=0)
 
 
 def test_vocabulary_mismatch_is_refused(tiny_artifacts):
