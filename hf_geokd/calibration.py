@@ -187,10 +187,11 @@ def _profile(widths: np.ndarray, y: np.ndarray, gammas: np.ndarray) -> tuple[np.
     return a, c, residual
 
 
-def _power_law(
+def least_squares_power_law(
     widths: np.ndarray, y: np.ndarray, gamma_range: tuple[float, float] = (1e-3, 4.0)
 ) -> tuple[float, float, float]:
-    """Minimise the profiled residual over gamma: a coarse grid, then finer grids around the best point."""
+    """(a, gamma, c) minimising sum (a x^-gamma + c - y)^2: the profiled residual over gamma on a coarse grid, then
+    finer grids around the best point (for each gamma, a and c are a closed-form simple regression on x^-gamma)."""
     grid = np.linspace(*gamma_range, 1000)
     for _ in range(2):
         best = int(np.argmin(_profile(widths, y, grid)[2]))
@@ -209,8 +210,8 @@ def fit_power_law(
         raise ValueError("widths must all be positive for a power law in d_S.")
     if np.unique(x).size < 3:
         raise ValueError("widths needs at least three distinct values to fit a, gamma and c.")
-    a, gamma, c = _power_law(x, y)
-    intervals = _bootstrap(x, y, _power_law, 3, seed, confidence)
+    a, gamma, c = least_squares_power_law(x, y)
+    intervals = _bootstrap(x, y, least_squares_power_law, 3, seed, confidence)
     return PowerLawFit(
         a=a,
         gamma=gamma,

@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     toy = commands.add_parser("toy", help="the toy-model sweep of the paper's section 4 (resumes from --out)")
     toy.add_argument(
-        "--preset", choices=("paper", "smoke"), default="paper", help="paper: 48 configurations x 20 seeds"
+        "--preset", choices=("paper", "smoke", "confirm"), default="paper",
+        help="paper: 48 configurations x 20 seeds; confirm: an independent grid for held-out scoring"
     )
     toy.add_argument("--seeds", type=int, help="override the preset's number of seeds")
     toy.add_argument("--target", choices=("teacher", "truth"), help="distil from the teacher (default) or train on x")

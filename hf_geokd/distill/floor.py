@@ -1,38 +1,192 @@
-"""The loss floor of a training run, measured from its evaluations."""
+"""The loss floor of a training run, measured from its evaluations, and whether the run has reached it.
+
+Two estimates of the floor of a run whose evaluation loss at step t is L(t):
+
+- ``floor``: the paper's definition (Appendix E), the mean of L over the final 10% of evaluations. It measures
+  under-training as much as geometry when the run has not converged.
+- ``asymptote``: L_inf of L(t) = L_inf + A t^-b fitted by least squares on the evaluations after the first 10%
+  (warm-up transients), with a residual-bootstrap interval. It is only as good as the curve's reach: on a curve
+  still far from its asymptote L_inf is not identifiable (the interval says so, and the run is not converged).
+
+Convergence rule (stated in every report and card that prints a floor): a run has converged when the fitted further
+improvement over another doubling of its steps, L(t_last) - L(2 t_last) = A t_last^-b (1 - 2^-b), is at most
+``tolerance`` (default 1%) of its floor, on at least ``min_evaluations`` tail evaluations. The improvement per doubling
+is well determined even when the fit cannot pin L_inf (b near 0, a curve still falling as a straight line in log t:
+there A t^-b (1 - 2^-b) -> A b ln 2, the slope per doubling), so the rule does not trust an extrapolated L_inf.
+The rule is meaningful at a constant learning rate (after warm-up): under a schedule that decays to zero the loss
+flattens because the steps shrink, and a run would look converged at its end whatever its floor.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
+from ..calibration import least_squares_power_law
 
-class LossFloorCallback(TrainerCallback, ExportableState):
-    """The floor of a run: the mean of ``metric`` over the final ``fraction`` of evaluations (paper Appendix E).
+EXPONENT_RANGE = (1e-3, 4.0)
 
-    After each evaluation the running floor is written into the metrics as ``eval_loss_floor``; the evaluations
-    are kept in the trainer state's checkpointed callbacks, so a resumed run keeps counting.
+
+@dataclass
+class FloorEstimate:
+    """A run's floor: the paper's tail mean, the fitted asymptote with its interval, and the convergence verdict.
+
+    Attributes:
+        floor: mean of the final ``fraction`` of evaluations (paper Appendix E).
+        asymptote: L_inf of L(t) = L_inf + A t^-b on the tail (NaN with fewer than 3 tail points).
+        asymptote_low, asymptote_high: percentile interval of L_inf over residual-bootstrap refits.
+        amplitude, exponent: the fitted A and b.
+        improvement_per_doubling: L(t_last) - L(2 t_last) from the fit (0 when the tail does not fall).
+        converged: improvement_per_doubling <= tolerance * floor on >= min_evaluations tail points.
+        reason: why ``converged`` is what it is, in words.
+        evaluations, last_step: how many evaluations there were, and the step of the last.
     """
 
-    def __init__(self, metric: str = "eval_loss", fraction: float = 0.1, evaluations: list[float] | None = None):
+    floor: float
+    asymptote: float
+    asymptote_low: float
+    asymptote_high: float
+    amplitude: float
+    exponent: float
+    improvement_per_doubling: float
+    converged: bool
+    reason: str
+    evaluations: int
+    last_step: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def estimate_floor(
+    steps, losses, fraction: float = 0.1, tail: float = 0.9, tolerance: float = 0.01, min_evaluations: int = 5,
+    bootstrap: int = 200, confidence: float = 0.9, seed: int = 0,
+) -> FloorEstimate:
+    """Floor, asymptote and convergence of a run from its evaluation history (see the module docstring for the rule).
+
+    Args:
+        steps: training step of each evaluation (increasing, > 0).
+        losses: the evaluation loss at those steps.
+        fraction: share of final evaluations averaged into ``floor`` (the paper: 0.1).
+        tail: share of final evaluations the asymptote is fitted on.
+        tolerance: largest relative improvement per doubling of steps that still counts as converged.
+        min_evaluations: fewest tail evaluations on which convergence can be declared.
+        bootstrap: residual-bootstrap refits for the asymptote's interval.
+    """
+    t = np.asarray(steps, dtype=np.float64).reshape(-1)
+    y = np.asarray(losses, dtype=np.float64).reshape(-1)
+    if t.shape != y.shape or t.size == 0:
+        raise ValueError(f"steps ({t.size}) and losses ({y.size}) must be non-empty and of equal length.")
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(y))):
+        raise ValueError("steps and losses must be finite: a NaN evaluation loss means the run diverged.")
+    if np.any(t <= 0) or np.any(np.diff(t) <= 0):
+        raise ValueError("steps must be positive and increasing (one evaluation per step).")
+    if not (0 < fraction <= 1 and 0 < tail <= 1 and tolerance > 0):
+        raise ValueError(f"fraction and tail must lie in (0, 1] and tolerance be > 0, got {fraction}, {tail}, "
+                         f"{tolerance}.")
+    floor = float(y[-max(1, round(fraction * y.size)):].mean())
+    count = max(1, round(tail * y.size))
+    t_tail, y_tail = t[-count:], y[-count:]
+    nan = float("nan")
+    if count < 3:
+        return FloorEstimate(floor, nan, nan, nan, nan, nan, nan, False,
+                             f"only {count} tail evaluations: at least {min_evaluations} are needed", int(t.size),
+                             int(t[-1]))
+    amplitude, exponent, asymptote = least_squares_power_law(t_tail, y_tail, EXPONENT_RANGE)
+    fitted = amplitude * t_tail ** (-exponent) + asymptote
+    low, high = _bootstrap_asymptote(t_tail, y_tail, fitted, bootstrap, confidence, seed)
+    improvement = max(0.0, amplitude * t[-1] ** (-exponent) * (1.0 - 2.0 ** (-exponent)))
+    relative = improvement / abs(floor) if floor != 0 else math.inf
+    if count < min_evaluations:
+        converged, reason = False, f"only {count} tail evaluations: at least {min_evaluations} are needed"
+    elif relative <= tolerance:
+        converged, reason = True, (f"another doubling of the steps gains {improvement:.3g} "
+                                   f"({100 * relative:.2f}% of the floor <= {100 * tolerance:g}%)")
+    else:
+        converged, reason = False, (f"still falling: another doubling of the steps gains {improvement:.3g} "
+                                    f"({100 * relative:.2f}% of the floor > {100 * tolerance:g}%)")
+    return FloorEstimate(floor, asymptote, low, high, amplitude, exponent, improvement, converged, reason,
+                         int(t.size), int(t[-1]))
+
+
+def _bootstrap_asymptote(t: np.ndarray, y: np.ndarray, fitted: np.ndarray, samples: int, confidence: float,
+                         seed: int) -> tuple[float, float]:
+    """Percentile interval of L_inf over refits to the fitted curve plus resampled residuals."""
+    if samples <= 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    residuals = y - fitted
+    draws = [least_squares_power_law(t, fitted + rng.choice(residuals, residuals.size), EXPONENT_RANGE)[2]
+             for _ in range(samples)]
+    tail = 50.0 * (1.0 - confidence)
+    return float(np.percentile(draws, tail)), float(np.percentile(draws, 100.0 - tail))
+
+
+class LossFloorCallback(TrainerCallback, ExportableState):
+    """Tracks a run's floor at every evaluation: the paper's tail mean, the fitted asymptote and convergence.
+
+    After each evaluation it adds to the metrics ``eval_loss_floor`` (mean of the final ``fraction`` of
+    evaluations), ``eval_loss_asymptote`` and ``eval_floor_converged`` (1.0 or 0.0) by the rule of
+    :func:`estimate_floor`; :meth:`estimate` adds the asymptote's bootstrap interval (for reports and cards). An
+    evaluation at the step of the previous one (``trainer.evaluate()`` right after training) replaces it. With
+    ``stop_when_converged=True`` training stops at the first evaluation that finds the run converged (a 30,000-step
+    distillation ends when its floor is reached). The evaluations and their steps are kept in the trainer state's
+    checkpointed callbacks, so a resumed run keeps counting.
+    """
+
+    def __init__(self, metric: str = "eval_loss", fraction: float = 0.1, evaluations: list[float] | None = None,
+                 steps: list[int] | None = None, tolerance: float = 0.01, min_evaluations: int = 5,
+                 stop_when_converged: bool = False):
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"fraction must lie in (0, 1], got {fraction}.")
-        self.metric, self.fraction = metric, fraction
+        if not tolerance > 0:
+            raise ValueError(f"tolerance must be > 0 (a relative improvement per doubling), got {tolerance}.")
+        self.metric, self.fraction, self.tolerance = metric, fraction, tolerance
+        self.min_evaluations, self.stop_when_converged = min_evaluations, stop_when_converged
         self.evaluations: list[float] = list(evaluations or [])
+        self.steps: list[int] = list(steps or range(1, len(self.evaluations) + 1))
+        if len(self.steps) != len(self.evaluations):
+            raise ValueError(f"steps has {len(self.steps)} entries but evaluations has {len(self.evaluations)}.")
 
     @property
     def floor(self) -> float | None:
+        """The paper's floor: the mean of the final ``fraction`` of evaluations."""
         if not self.evaluations:
             return None
         count = max(1, round(self.fraction * len(self.evaluations)))
         tail = self.evaluations[-count:]
         return sum(tail) / len(tail)
 
+    def estimate(self, bootstrap: int = 200) -> FloorEstimate | None:
+        """The full :class:`FloorEstimate` of the evaluations so far (None before the first)."""
+        if not self.evaluations:
+            return None
+        return estimate_floor(self.steps, self.evaluations, self.fraction, tolerance=self.tolerance,
+                              min_evaluations=self.min_evaluations, bootstrap=bootstrap)
+
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        if metrics and self.metric in metrics:
+        if not metrics or self.metric not in metrics:
+            return control
+        step = max(int(state.global_step), 1)
+        if self.steps and step <= self.steps[-1]:
+            self.evaluations[-1], self.steps[-1] = float(metrics[self.metric]), self.steps[-1]
+        else:
             self.evaluations.append(float(metrics[self.metric]))
-            metrics["eval_loss_floor"] = self.floor
+            self.steps.append(step)
+        estimate = self.estimate(bootstrap=0)  # the interval is computed once, for reports and cards
+        metrics["eval_loss_floor"] = estimate.floor
+        metrics["eval_loss_asymptote"] = estimate.asymptote
+        metrics["eval_floor_converged"] = float(estimate.converged)
+        if self.stop_when_converged and estimate.converged:
+            control.should_training_stop = True
         return control
 
     def state(self) -> dict:
-        return {"args": {"metric": self.metric, "fraction": self.fraction, "evaluations": self.evaluations},
+        return {"args": {"metric": self.metric, "fraction": self.fraction, "evaluations": self.evaluations,
+                         "steps": self.steps, "tolerance": self.tolerance, "min_evaluations": self.min_evaluations,
+                         "stop_when_converged": self.stop_when_converged},
                 "attributes": {}}

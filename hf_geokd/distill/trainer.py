@@ -195,7 +195,8 @@ class DistillationTrainer(Trainer):
         """
         if not self.is_world_process_zero():
             return
-        floor = next((c.floor for c in self.callback_handler.callbacks if isinstance(c, LossFloorCallback)), None)
+        tracker = next((c for c in self.callback_handler.callbacks if isinstance(c, LossFloorCallback)), None)
+        estimate = tracker.estimate() if tracker is not None else None
         student = self.accelerator.unwrap_model(self.model)
         teacher = self.accelerator.unwrap_model(self.teacher)
         tag_set = {tags} if isinstance(tags, str) else set(tags or [])
@@ -214,7 +215,7 @@ class DistillationTrainer(Trainer):
             ce_weight=self.args.ce_weight,
             tokens_seen=self.state.num_input_tokens_seen,
             steps=self.state.global_step,
-            floor=floor,
+            estimate=estimate,
             dataset=dataset_name,
         )
         card.save(f"{self.args.output_dir}/README.md")

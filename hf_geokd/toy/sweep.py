@@ -95,6 +95,13 @@ class ToySweepConfig:
                         student_steps=1000, batch_size=256, eval_samples=8192)
         return cls(**{**settings, **overrides})
 
+    @classmethod
+    def confirm(cls, **overrides) -> ToySweepConfig:
+        """A confirmation grid disjoint from the paper's, for scoring predictors whose form was chosen on the paper
+        grid: n {15, 30}, d_T {4, 6, 12}, alpha {0.85, 0.93, 0.97}, 10 seeds, another base seed."""
+        settings = dict(n_features=(15, 30), teacher_widths=(4, 6, 12), alphas=(0.85, 0.93, 0.97), seeds=10, seed=1)
+        return cls(**{**settings, **overrides})
+
     @property
     def n_configurations(self) -> int:
         return len(self.n_features) * len(self.teacher_widths) * len(self.alphas)

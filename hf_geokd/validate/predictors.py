@@ -1,0 +1,192 @@
+"""The predictors scored side by side: the paper's, ours, and the baselines a sceptic would try.
+
+Each predictor maps training rows (measured floors it may use) and test rows (floors it must predict) of an
+:class:`~hf_geokd.validate.observations.Observations` to predictions. ``fits`` says what it may learn from:
+
+- ``nothing``: a zero-shot formula (Eq. 2 under one capacity kind). Only meaningful where floors are in Eq. 2's units.
+- ``same_config``: parameters fitted on the calibration widths of the same teacher (Eq. 2 + Eq. 3's C and B; the soft
+  floor + Eq. 3; the power law a d^-gamma + c; the parameter law E + A N^-a). With two calibration widths the
+  three-parameter laws drop their constant (a d^-gamma, A N^-a): two points fix two parameters.
+- ``other_configs``: parameters shared across teachers, fitted on the other configurations (the soft floor's four
+  parameters; g_eff = a g^b fitted to kept-feature counts) and applied zero-shot to the held-out one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..calibration import fit_power_law, fit_two_component
+from ..capacity import (
+    CAPACITY_KINDS,
+    CapacityKind,
+    FittedCapacity,
+    capacity,
+    kind_name,
+    predicted_floor,
+    quiet_capacity_warnings,
+)
+from ..soft_floor import SoftFloorFit, fit_soft_floor
+from .observations import Observations
+
+
+@dataclass
+class Predictor:
+    """A named way to predict floors; ``fits`` is ``nothing``, ``same_config`` or ``other_configs``."""
+
+    name: str
+    fits: str
+    min_train: int = 0
+
+    def predict(self, observations: Observations, train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+
+def geometric_floor(observations: Observations, rows: pd.DataFrame, kind: CapacityKind) -> np.ndarray:
+    """Eq. 2 at each row, as a share of the teacher's feature energy (loss units) or raw (energy units)."""
+    values = []
+    with quiet_capacity_warnings():
+        for config, width in zip(rows["config"], rows["width"]):
+            stats = observations.stats[config]
+            values.append(predicted_floor(stats.contributions, int(width), stats.alpha, kind,
+                                          normalize=observations.units == "loss"))
+    return np.array(values)
+
+
+def soft_floor_values(observations: Observations, rows: pd.DataFrame, fit: SoftFloorFit) -> np.ndarray:
+    """The soft floor at each row (share of the teacher's energy in loss units, raw in energy units)."""
+    values = []
+    for config, width, teacher_width in zip(rows["config"], rows["width"], rows["teacher_width"]):
+        stats = observations.stats[config]
+        value = fit.floor(stats.contributions, int(width), stats.alpha,
+                          int(teacher_width) if observations.teacher_relative else None)
+        values.append(value / stats.total_energy if observations.units == "loss" else value)
+    return np.array(values)
+
+
+def _affine(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """Eq. 3, C x + B, fitted on the calibration rows (an exact line through two points)."""
+    fit = fit_two_component(x_train, y_train)
+    return fit.predict(x_test)
+
+
+class Geometric(Predictor):
+    """Eq. 2 zero-shot (``calibrated=False``) or followed by Eq. 3 fitted on the calibration widths."""
+
+    def __init__(self, kind: CapacityKind, calibrated: bool) -> None:
+        name = f"Eq. 2 ({kind_name(kind)})" + (" + Eq. 3" if calibrated else "")
+        super().__init__(name, "same_config" if calibrated else "nothing", 2 if calibrated else 0)
+        self.kind, self.calibrated = kind, calibrated
+
+    def predict(self, observations, train, test):
+        predicted = geometric_floor(observations, test, self.kind)
+        if not self.calibrated:
+            return predicted
+        return _affine(geometric_floor(observations, train, self.kind), train["observed"].to_numpy(), predicted)
+
+
+class SoftFloorCalibrated(Predictor):
+    """The soft floor with a given shape (fitted elsewhere), followed by Eq. 3 on the calibration widths."""
+
+    def __init__(self, fit: SoftFloorFit, label: str) -> None:
+        super().__init__(f"soft floor ({label}) + Eq. 3", "same_config", 2)
+        self.fit = fit
+
+    def predict(self, observations, train, test):
+        x_train = soft_floor_values(observations, train, self.fit)
+        return _affine(x_train, train["observed"].to_numpy(), soft_floor_values(observations, test, self.fit))
+
+
+class SoftFloorAcross(Predictor):
+    """The soft floor's four parameters fitted on the other configurations, zero-shot on the held-out one."""
+
+    def __init__(self) -> None:
+        super().__init__("soft floor (fitted on other configurations)", "other_configs", 4)
+
+    def predict(self, observations, train, test):
+        fit = fit_soft_floor_to(observations, train)
+        return soft_floor_values(observations, test, fit)
+
+
+def fit_soft_floor_to(observations: Observations, rows: pd.DataFrame) -> SoftFloorFit:
+    """:func:`hf_geokd.soft_floor.fit_soft_floor` on measured rows of an Observations."""
+    points = []
+    for config, width, teacher_width, observed in zip(rows["config"], rows["width"], rows["teacher_width"],
+                                                      rows["observed"]):
+        stats = observations.stats[config]
+        points.append({"contributions": stats.contributions.numpy(), "width": int(width), "alpha": stats.alpha,
+                       "observed": float(observed),
+                       "teacher_width": int(teacher_width) if observations.teacher_relative else None})
+    return fit_soft_floor(points)
+
+
+class EffectiveCapacity(Predictor):
+    """Eq. 2 with g_eff = a g_paper^b fitted (log least squares) to the kept-feature counts of other configurations
+    (the toy records how many features each trained student keeps)."""
+
+    def __init__(self) -> None:
+        super().__init__("Eq. 2 (g_eff fitted to kept counts on other configurations)", "other_configs", 2)
+
+    def predict(self, observations, train, test):
+        usable = train[(train["kept"] > 0) & (train["kept"] < [observations.stats[c].n_features - 0.5
+                                                                for c in train["config"]])]
+        alphas = np.array([observations.stats[c].alpha for c in usable["config"]])
+        if usable.empty or np.unique(alphas).size < 2:
+            raise ValueError("fitting g_eff needs unsaturated kept counts at two or more sparsity levels.")
+        with quiet_capacity_warnings():
+            log_g = np.log([capacity(a, "paper") for a in alphas])
+        slope, intercept = np.polyfit(log_g, np.log(usable["kept"].to_numpy() / usable["width"].to_numpy()), 1)
+        return geometric_floor(observations, test, FittedCapacity(a=float(np.exp(intercept)), b=float(slope)))
+
+
+class PowerLawBaseline(Predictor):
+    """Eq. 4 fitted on the calibration widths: a d^-gamma + c with three or more, a d^-gamma with two."""
+
+    def __init__(self) -> None:
+        super().__init__("power law a d^-gamma (+ c)", "same_config", 2)
+
+    def predict(self, observations, train, test):
+        return _decay_law(train["width"].to_numpy(float), train["observed"].to_numpy(), test["width"].to_numpy(float))
+
+
+class ParameterLaw(Predictor):
+    """Student parameters N_S: E + A N_S^-a with three or more calibration widths, A N_S^-a with two (what the
+    distillation scaling law of Busbridge et al. 2025 reduces to at fixed tokens and teacher)."""
+
+    def __init__(self) -> None:
+        super().__init__("parameter law A N^-a (+ E)", "same_config", 2)
+
+    def predict(self, observations, train, test):
+        if train["parameters"].isna().any() or test["parameters"].isna().any():
+            raise ValueError("the parameter law needs the students' parameter counts.")
+        return _decay_law(train["parameters"].to_numpy(float), train["observed"].to_numpy(),
+                          test["parameters"].to_numpy(float))
+
+
+def _decay_law(x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    if np.unique(x).size >= 3:
+        fit = fit_power_law(x, y)
+        return fit.predict(x_test)
+    if np.unique(x).size == 2:  # a x^-gamma through two points, exactly
+        gamma = -np.log(y[1] / y[0]) / np.log(x[1] / x[0])
+        return y[0] * (x_test / x[0]) ** (-gamma)
+    raise ValueError("a decay law needs at least two distinct calibration points.")
+
+
+def default_predictors(observations: Observations, soft_fit: SoftFloorFit | None, soft_label: str) -> list[Predictor]:
+    """Every predictor that applies to these observations, the paper's kinds first."""
+    predictors: list[Predictor] = []
+    if observations.units == "energy":
+        predictors += [Geometric(kind, calibrated=False) for kind in CAPACITY_KINDS]
+    predictors += [Geometric(kind, calibrated=True) for kind in ("paper", "dt_signed")]
+    if soft_fit is not None:
+        predictors.append(SoftFloorCalibrated(soft_fit, soft_label))
+    if observations.teacher_relative and observations.table["config"].nunique() > 1:
+        predictors.append(SoftFloorAcross())
+        if "kept" in observations.table and observations.table["kept"].notna().all():
+            predictors.append(EffectiveCapacity())
+    predictors += [PowerLawBaseline(), ParameterLaw()]
+    return predictors
+

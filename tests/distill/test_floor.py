@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+from transformers import TrainerControl, TrainerState
+
+from hf_geokd.distill.floor import LossFloorCallback, estimate_floor
+
+STEPS = np.arange(50, 3001, 50)
+
+
+@pytest.mark.parametrize("asymptote,amplitude,exponent", [(1.0, 2.0, 0.5), (0.3, 5.0, 1.0), (0.586, 3.0, 0.7),
+                                                          (2.0, 3.0, 0.4)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_asymptote_recovered_within_two_percent(asymptote, amplitude, exponent, seed):
+    losses = asymptote + amplitude * STEPS ** -exponent + np.random.default_rng(seed).normal(0, 0.002, STEPS.size)
+    estimate = estimate_floor(STEPS, losses, bootstrap=100)
+    assert estimate.asymptote == pytest.approx(asymptote, rel=0.02)
+    assert estimate.asymptote_low <= estimate.asymptote <= estimate.asymptote_high
+
+
+def test_convergence_is_false_on_a_curve_still_falling_and_true_once_flat():
+    falling = 1.0 + 2.0 * np.arange(10, 301, 10) ** -0.5
+    estimate = estimate_floor(np.arange(10, 301, 10), falling)
+    assert not estimate.converged and "still falling" in estimate.reason
+    assert estimate.improvement_per_doubling == pytest.approx(2.0 * 300**-0.5 * (1 - 2**-0.5), rel=0.02)
+    flat = 0.5 + 0.5 * STEPS ** -1.0
+    assert estimate_floor(STEPS, flat).converged
+    # a straight line in log t never converges, whatever the fit makes of its asymptote
+    line = 3.0 - 0.1 * np.log(STEPS)
+    estimate = estimate_floor(STEPS, line)
+    assert not estimate.converged and estimate.improvement_per_doubling == pytest.approx(0.1 * np.log(2), rel=0.05)
+
+
+def test_too_few_evaluations_are_not_converged_and_bad_histories_refused():
+    assert not estimate_floor([1, 2, 3], [1.0, 0.9, 0.9]).converged
+    with pytest.raises(ValueError, match="increasing"):
+        estimate_floor([2, 1], [1.0, 1.0])
+    with pytest.raises(ValueError, match="diverged"):
+        estimate_floor([1, 2], [1.0, float("nan")])
+
+
+def test_callback_logs_floor_and_stops_once_converged():
+    callback = LossFloorCallback(stop_when_converged=True)
+    state, control = TrainerState(), TrainerControl()
+    stopped_at = None
+    for step in STEPS:
+        state.global_step = int(step)
+        metrics = {"eval_loss": 0.5 + 0.5 * step**-1.0}
+        callback.on_evaluate(None, state, control, metrics=metrics)
+        assert metrics["eval_loss_floor"] == pytest.approx(callback.floor)
+        if control.should_training_stop:
+            stopped_at = step
+            break
+    assert stopped_at is not None and stopped_at < STEPS[-1] and metrics["eval_floor_converged"] == 1.0
+    # the final evaluate() at the same step replaces the last evaluation instead of adding one
+    count = len(callback.evaluations)
+    callback.on_evaluate(None, state, control, metrics={"eval_loss": 0.7})
+    assert len(callback.evaluations) == count and callback.evaluations[-1] == 0.7
+    restored = LossFloorCallback(**callback.state()["args"])
+    assert restored.steps == callback.steps and restored.floor == callback.floor
