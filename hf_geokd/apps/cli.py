@@ -1,4 +1,4 @@
-"""The ``geokd`` command line: predict, paper, toy, report, demo."""
+"""The ``geokd`` command line: predict, paper, toy, report, demo, validate."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ..paper import paper_checks
 from ..predictor import DEFAULT_WIDTHS, FloorPredictor, default_widths
 from ..stats import STATS_CONFIG_NAME, FeatureStats
 from ..tables import markdown_table
+from ..validate.protocols import PROTOCOLS
 
 
 def _from_sae(args: argparse.Namespace) -> FloorPredictor:
@@ -114,9 +115,30 @@ def command_report(args: argparse.Namespace) -> int:
 
 
 def command_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo  # Deferred: see command_toy
+    from .demo import demo_config, run_demo  # Deferred: see command_toy
 
-    print(f"report: {run_demo(args.out)}")
+    print(f"report: {run_demo(args.out, demo_config(args.preset))}")
+    return 0
+
+
+def command_validate(args: argparse.Namespace) -> int:
+    # Deferred: the harness loads evaluate, scipy and the toy model (see command_toy).
+    from ..soft_floor import SHIPPED_SOFT_FLOOR
+    from ..validate import load_observations, score_predictors, write_validation_report
+    from ..validate.report import protocol_tables
+
+    observations = load_observations(args.results, args.stats)
+    protocols = tuple(args.protocols) if args.protocols else tuple(
+        p for p in PROTOCOLS if observations.units == "energy" or p not in ("zero-shot", "leave-configuration-out"))
+    shipped = None if args.no_shipped_soft_floor else SHIPPED_SOFT_FLOOR
+    results = score_predictors(observations, protocols, soft_fit=shipped, soft_label="shipped shape")
+    out = Path(args.out or (Path(args.results) / "validation" if Path(args.results).is_dir()
+                            else Path(args.results).with_suffix("")))
+    report = write_validation_report(results, out, args.title or f"Held-out floor predictions: {args.results}")
+    for protocol, table in protocol_tables(results).items():
+        print(f"\n{protocol}\n" + markdown_table(table[["predictor", "points", "median_accuracy_pct", "mare_pct",
+                                                           "r2", "spearman_rho"]]))
+    print(f"\nreport: {report}")
     return 0
 
 
@@ -161,7 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the embedded end-to-end demo (offline, CPU)")
     demo.add_argument("--out", default="outputs/demo", help="folder for the report, figures and models (reused)")
+    demo.add_argument("--preset", choices=("quick", "full", "gpu"), default="quick",
+                      help="quick: about 15 min on 2 CPU cores; full: about an hour; gpu: students to convergence")
     demo.set_defaults(func=command_demo)
+
+    validate = commands.add_parser("validate", help="score floor predictors held out against measured floors")
+    validate.add_argument("results", help="a `geokd toy` folder, a `geokd demo` folder, or a CSV of width,floor")
+    validate.add_argument("--stats", help="the teacher's FeatureStats or SAE folder (with a CSV)")
+    validate.add_argument("--protocols", nargs="+", choices=PROTOCOLS,
+                          help="protocols to score (default: every one that applies)")
+    validate.add_argument("--no-shipped-soft-floor", action="store_true",
+                          help="leave out the soft floor shipped with hf-geokd (it was fitted on the paper's toy grid:"
+                               " use this flag when validating on that grid)")
+    validate.add_argument("--title", help="the report's title")
+    validate.add_argument("--out", help="folder for report.md, scores.csv, predictions.csv and plots "
+                                        "(default: RESULTS/validation)")
+    validate.set_defaults(func=command_validate)
     return parser
 
 

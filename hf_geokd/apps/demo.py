@@ -2,7 +2,8 @@
 
 embedded Wikipedia -> byte-level BPE tokenizer -> tiny Pythia-shaped teacher (cached) -> SAE (sae-lens) ->
 FeatureStats on held-out tokens -> predicted floors (every capacity kind) -> students distilled with
-DistillationTrainer -> observed floors -> two-component calibration and power law -> probes -> report.
+DistillationTrainer to a convergence rule -> observed floors -> held-out validation of every predictor against the
+power-law and parameter-law baselines -> two-component calibration -> probes -> report.
 Each stage is the library call that the recipes run at full scale (recipes/pythia-410m/).
 """
 
@@ -28,42 +29,80 @@ from ..probing import offline_concepts, run_probes
 from ..reporting.plots import (
     accuracy_heatmap,
     plot_calibration,
+    plot_floor_curves,
     plot_power_law,
     plot_predicted_floors,
     plot_spectrum,
 )
 from ..reporting.reports import render_report, write_paper_report
 from ..sae import train_sae
+from ..soft_floor import SHIPPED_SOFT_FLOOR
 from ..stats import FeatureStats
+from ..validate import load_observations, score_predictors, write_validation_report
 from .corpus import gensim_wheel, wiki_articles
 
 
 @dataclass
 class DemoConfig:
-    """Sizes of the embedded run (2 CPU cores, about 10 minutes)."""
+    """Sizes of the embedded run; :data:`DEMO_PRESETS` holds the named presets (``quick`` is ``make demo``).
+
+    Students are distilled at a constant learning rate after warm-up (the convergence rule of
+    :func:`~hf_geokd.distill.estimate_floor` is meaningful only at a constant rate) until the fitted gain over
+    another doubling of the steps is below ``floor_tolerance`` of the floor, or ``student_max_steps``.
+    """
 
     out: Path = Path("outputs/demo")
+    preset: str = "quick"
     cache_dir: Path = Path(".cache/hf-geokd")
     vocab_size: int = 4096
     block_size: int = 128
     teacher_hidden: int = 128
     teacher_layers: int = 4
     teacher_heads: int = 4
-    teacher_steps: int = 400
+    teacher_steps: int = 600
     batch_size: int = 16
     sae_layer: int = 2
     sae_expansion: int = 8
-    sae_l1: float = 5.0
-    sae_tokens: int = 300_000
+    sae_architecture: str = "topk"
+    sae_k: int = 16
+    sae_tokens: int = 400_000
     stats_tokens: int = 50_000
-    widths: tuple[int, ...] = (8, 16, 32, 64, 128)
-    student_steps: int = 240
+    widths: tuple[int, ...] = (8, 12, 16, 24, 32, 48, 64)
+    student_max_steps: int = 240
+    student_lr: float = 3e-3
     eval_every: int = 20
+    eval_blocks: int = 48
+    floor_tolerance: float = 0.01
     temperature: float = 2.0
     probe_per_class: int = 150
     probe_seeds: int = 5
     seed: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def all_widths(self) -> list[int]:
+        """The student widths plus the control run d_S = d_T."""
+        return sorted(set(self.widths) | {self.teacher_hidden})
+
+
+DEMO_PRESETS: dict[str, dict] = {
+    # make demo: about 15 minutes on 2 CPU cores; students stop at 240 steps, most before they converge.
+    "quick": {},
+    # about an hour on 2 CPU cores: a teacher trained 4x longer, students up to 2,000 steps.
+    "full": dict(teacher_steps=2400, sae_tokens=1_000_000, student_max_steps=2000, eval_every=40),
+    # a GPU: the same models, trained until the convergence rule holds (up to 8,000 steps).
+    "gpu": dict(teacher_steps=2400, sae_tokens=2_000_000, student_max_steps=8000, eval_every=50, eval_blocks=96),
+}
+
+
+def demo_config(preset: str = "quick", **overrides) -> DemoConfig:
+    """The :class:`DemoConfig` of a named preset (``quick``, ``full``, ``gpu``) with ``overrides``."""
+    if preset not in DEMO_PRESETS:
+        raise ValueError(f"unknown demo preset {preset!r}: choose from {sorted(DEMO_PRESETS)}.")
+    return DemoConfig(preset=preset, **{**DEMO_PRESETS[preset], **overrides})
+
+
+DEMO_PROTOCOLS = ("cheapest-2", "cheapest-3", "leave-one-width-out")
 
 
 @contextmanager
@@ -110,36 +149,48 @@ def _train_teacher(config: DemoConfig, tokenizer, train, test):
     return model
 
 
-def _students(config: DemoConfig, teacher, train, test) -> pd.DataFrame:
-    rows = []
-    eval_set = test.select(range(min(48, len(test))))
-    for width in config.widths:
+def _students(config: DemoConfig, teacher, train, test) -> tuple[pd.DataFrame, dict[str, tuple]]:
+    """Distil one student per width (control included) to the convergence rule; rows for the table and curves."""
+    rows, curves = [], {}
+    eval_set = test.select(range(min(config.eval_blocks, len(test))))
+    for width in config.all_widths:
         folder = config.out / "students" / f"w{width}"
         result_file = folder / "floor.json"
-        if result_file.is_file():
-            rows.append(json.loads(result_file.read_text()))
-            continue
-        heads = config.teacher_heads if width % config.teacher_heads == 0 else 1
-        student = build_student(teacher.config, width, seed=config.seed, num_attention_heads=heads)
-        args = DistillationConfig(
-            output_dir=str(folder), max_steps=config.student_steps, per_device_train_batch_size=config.batch_size,
-            learning_rate=3e-3, warmup_steps=20, lr_scheduler_type="cosine", eval_strategy="steps",
-            eval_steps=config.eval_every, logging_steps=config.eval_every, save_strategy="no", report_to=[],
-            temperature=config.temperature, use_cpu=not torch.cuda.is_available(), seed=config.seed,
-            teacher_model_name_or_path=str(config.out / "teacher"),
-        )
-        floor = LossFloorCallback()
-        trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=train,
-                                      eval_dataset=eval_set, data_collator=causal_lm_collator, callbacks=[floor])
-        trainer.train()
-        trainer.save_model()
-        trainer.create_model_card(dataset_name="embedded Wikipedia sample (gensim wheel)")
-        ce = [entry["eval_ce"] for entry in trainer.state.log_history if "eval_ce" in entry]
-        row = {"width": width, "parameters": student.num_parameters(), "observed_floor": floor.floor,
-               "eval_ce": float(np.mean(ce[-max(1, len(ce) // 10):])), "evaluations": len(floor.evaluations)}
-        result_file.write_text(json.dumps(row))
+        if not result_file.is_file():
+            _distil_student(config, teacher, train, eval_set, width, folder)
+        row = json.loads(result_file.read_text())
+        curves[f"d_S={width}"] = (row.pop("steps"), row.pop("losses"), row["asymptote"], row.pop("amplitude"),
+                                  row.pop("exponent"), row["converged"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), curves
+
+
+def _distil_student(config: DemoConfig, teacher, train, eval_set, width: int, folder: Path) -> None:
+    heads = config.teacher_heads if width % config.teacher_heads == 0 else 1
+    student = build_student(teacher.config, width, seed=config.seed, num_attention_heads=heads)
+    args = DistillationConfig(
+        output_dir=str(folder), max_steps=config.student_max_steps, per_device_train_batch_size=config.batch_size,
+        learning_rate=config.student_lr, warmup_steps=20, lr_scheduler_type="constant_with_warmup",
+        eval_strategy="steps", eval_steps=config.eval_every, logging_steps=config.eval_every, save_strategy="no",
+        report_to=[], temperature=config.temperature, use_cpu=not torch.cuda.is_available(), seed=config.seed,
+        teacher_model_name_or_path=str(config.out / "teacher"),
+    )
+    tracker = LossFloorCallback(tolerance=config.floor_tolerance, stop_when_converged=True)
+    trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=train,
+                                  eval_dataset=eval_set, data_collator=causal_lm_collator, callbacks=[tracker])
+    trainer.train()
+    trainer.save_model()
+    trainer.create_model_card(dataset_name="embedded Wikipedia sample (gensim wheel)")
+    estimate = tracker.estimate()
+    ce = [entry["eval_ce"] for entry in trainer.state.log_history if "eval_ce" in entry]
+    row = {"width": width, "parameters": student.num_parameters(), "observed_floor": estimate.floor,
+           "asymptote": estimate.asymptote, "asymptote_low": estimate.asymptote_low,
+           "asymptote_high": estimate.asymptote_high, "converged": estimate.converged,
+           "steps_trained": int(trainer.state.global_step), "reason": estimate.reason,
+           "eval_ce": float(np.mean(ce[-max(1, len(ce) // 10):])), "evaluations": estimate.evaluations,
+           "amplitude": estimate.amplitude, "exponent": estimate.exponent,
+           "steps": tracker.steps, "losses": tracker.evaluations}
+    (folder / "floor.json").write_text(json.dumps(row, indent=1))
 
 
 def _probes(config: DemoConfig, articles, tokenizer, teacher, students_dir: Path) -> pd.DataFrame:
@@ -148,7 +199,7 @@ def _probes(config: DemoConfig, articles, tokenizer, teacher, students_dir: Path
     random_teacher = GPTNeoXForCausalLM(teacher.config)
     tables = []
     models = {"teacher": teacher, **{f"d_S={w}": GPTNeoXForCausalLM.from_pretrained(students_dir / f"w{w}")
-                                     for w in (config.widths[0], config.widths[-1])}}
+                                     for w in (config.widths[0], config.widths[-1], config.teacher_hidden)}}
     for name, model in models.items():
         table = run_probes(model, concepts, config.sae_layer, tokenizer, seeds=config.probe_seeds,
                            random_model=random_teacher if name == "teacher" else None)
@@ -173,43 +224,50 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
     with _stage(config, "SAE and feature statistics"):
         if not (sae_dir / "feature_stats.json").is_file():
             train_sae(teacher, train, [hook], config.out / "sae", expansion_factor=config.sae_expansion,
-                      l1_coefficient=config.sae_l1, training_tokens=config.sae_tokens, train_batch_size_tokens=2048,
+                      architecture=config.sae_architecture, k=config.sae_k, training_tokens=config.sae_tokens,
+                      train_batch_size_tokens=2048, device="cuda" if torch.cuda.is_available() else "cpu",
                       measure_tokens=min(config.stats_tokens, len(test) * config.block_size), measure_dataset=test)
         stats = FeatureStats.load(sae_dir)
     with _stage(config, "predicted floors"):
-        tables = FloorPredictor(stats, "paper").predict_every_kind(list(config.widths))
+        tables = FloorPredictor(stats, "paper").predict_every_kind(config.all_widths)
         plot_predicted_floors(tables, config.out / "predicted_floors.png", "Tiny teacher: predicted floor vs width")
         plot_spectrum(stats, config.out / "importance_spectrum.png")
     with _stage(config, "students"):
-        students = _students(config, teacher, train, test)
+        students, curves = _students(config, teacher, train, test)
+        plot_floor_curves(curves, config.out / "floor_curves.png", "Students: eval loss and fitted asymptotes")
     predictor = FloorPredictor(stats, "paper")
     students["predicted_floor"] = predictor.predict(list(students["width"]))["predicted_floor"].to_numpy()
     widths, observed = students["width"].to_numpy(), students["observed_floor"].to_numpy()
-    fixed = predictor.calibrate(list(widths), list(observed), control_width=int(widths.max()))
-    affine = fit_two_component(students["predicted_floor"], observed)
-    power = fit_power_law(widths, observed)
-    plot_calibration(students["predicted_floor"], observed, affine, config.out / "calibration.png", labels=widths,
+    fixed = predictor.calibrate(list(widths), list(observed), control_width=config.teacher_hidden)
+    compressed = students[students["width"] < config.teacher_hidden]
+    affine = fit_two_component(compressed["predicted_floor"], compressed["observed_floor"])
+    power = fit_power_law(compressed["width"], compressed["observed_floor"])
+    plot_calibration(compressed["predicted_floor"], compressed["observed_floor"], affine,
+                     config.out / "calibration.png", labels=compressed["width"],
                      title="Tiny teacher: observed vs predicted floor")
-    plot_power_law(widths, observed, power, config.out / "power_law.png", title="Tiny teacher: observed floor vs width")
+    plot_power_law(compressed["width"], compressed["observed_floor"], power, config.out / "power_law.png",
+                   title="Tiny teacher: observed floor vs width")
     predictor.save_pretrained(config.out / "predictor")
+    with _stage(config, "held-out validation"):
+        validation = score_predictors(load_observations(config.out), protocols=DEMO_PROTOCOLS,
+                                      soft_fit=SHIPPED_SOFT_FLOOR, soft_label="toy-fitted shape")
+        validation_report = write_validation_report(validation, config.out / "validation",
+                                                    "Tiny transformer: held-out floor predictions")
     with _stage(config, "probes"):
         probes = _probes(config, articles, tokenizer, teacher, config.out / "students")
         accuracy_heatmap(probes, config.out / "probes.png", f"Probe accuracy, layer {config.sae_layer}")
     paper_report = write_paper_report(paper_checks(), config.out / "paper")
-    return _write_report(config, stats, tables, students, fixed, affine, power, probes, paper_report)
-
-
-def _write_report(config, stats, tables, students, fixed, affine, power, probes, paper_report) -> Path:
-    observed = students["observed_floor"].to_numpy()
-    predicted = students["predicted_floor"].to_numpy()
-    predicted_table = pd.DataFrame({"width": list(config.widths),
-                                    **{kind: table["predicted_floor"].to_numpy() for kind, table in tables.items()}})
     return render_report(
         "demo.md.j2", config.out / "report.md", config=config, stats=stats, claims=paper_claims(),
         critical_widths={kind: table.attrs["critical_width"] for kind, table in tables.items()},
-        predicted_table=predicted_table, students=students, fixed=fixed, affine=affine, power=power, probes=probes,
+        predicted_table=pd.DataFrame({"width": config.all_widths, **{kind: table["predicted_floor"].to_numpy()
+                                                                      for kind, table in tables.items()}}),
+        students=students, fixed=fixed, affine=affine, power=power, probes=probes,
         decreasing=bool(np.all(np.diff(observed) < 0)),
-        same_order=bool(np.all(np.argsort(-predicted, kind="stable") == np.argsort(-observed, kind="stable"))),
+        same_order=bool(np.all(np.argsort(-students["predicted_floor"].to_numpy(), kind="stable")
+                               == np.argsort(-observed, kind="stable"))),
+        teacher_eval=json.loads((config.out / "teacher" / "eval.json").read_text()),
+        validation=validation, validation_report=validation_report.relative_to(config.out),
         paper_report=paper_report.relative_to(config.out), timings=pd.DataFrame([config.timings]),
         settings={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items() if k != "timings"},
     )

@@ -125,3 +125,50 @@ def accuracy_heatmap(table: pd.DataFrame, path: str | Path, title: str = "Probe 
     figure.colorbar(image, ax=axis, label="accuracy")
     axis.set_title(title)
     return save_figure(figure, path)
+
+
+def plot_floor_curves(curves: Mapping[str, tuple], path: str | Path, title: str = "") -> Path:
+    """Evaluation loss vs step for several runs, each with its fitted L_inf + A t^-b (dashed) and L_inf (dotted).
+
+    ``curves``: label -> (steps, losses, asymptote, amplitude, exponent, converged).
+    """
+    figure, axis = new_figure(figsize=(6.4, 4.6))
+    for index, (label, (steps, losses, asymptote, amplitude, exponent, converged)) in enumerate(curves.items()):
+        color = f"C{index % 10}"
+        steps, losses = np.asarray(steps, float), np.asarray(losses, float)
+        axis.plot(steps, losses, "-", color=color, lw=1.2, label=f"{label}{'' if converged else ' (not converged)'}")
+        if math.isfinite(asymptote):
+            tail = steps[steps >= steps.max() * 0.1]
+            axis.plot(tail, asymptote + amplitude * tail ** (-exponent), "--", color=color, lw=0.8)
+            axis.axhline(asymptote, color=color, ls=":", lw=0.8)
+    axis.set_xscale("log")
+    axis.set_xlabel("step")
+    axis.set_ylabel("evaluation loss")
+    axis.set_title(title or "Distillation curves and fitted asymptotes")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=7, ncol=2)
+    return save_figure(figure, path)
+
+
+def plot_held_out(predictions: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Predicted vs measured floors of held-out points, one colour per predictor, with the identity line.
+
+    ``predictions``: columns predictor, observed, predicted.
+    """
+    figure, axis = new_figure(figsize=(6.0, 5.0))
+    values = predictions[["observed", "predicted"]].to_numpy(float)
+    positive = values[(values > 0).all(axis=1)]
+    for index, (name, rows) in enumerate(predictions.groupby("predictor", sort=False)):
+        rows = rows[(rows["predicted"] > 0) & (rows["observed"] > 0)]
+        axis.plot(rows["observed"], rows["predicted"], "o", ms=3.5, alpha=0.7, color=f"C{index % 10}", label=name)
+    if positive.size:
+        low, high = positive.min(), positive.max()
+        axis.plot([low, high], [low, high], "k-", lw=0.8, label="identity")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+    axis.set_xlabel("measured floor")
+    axis.set_ylabel("predicted floor (held out)")
+    axis.set_title(title or "Held-out predictions")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=7)
+    return save_figure(figure, path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import evaluate
 import numpy as np
 import pandas as pd
 
@@ -46,6 +45,8 @@ def score_predictors(
     A predictor that cannot be fitted on a split (too few calibration points, a degenerate fit) leaves those points
     unpredicted: its ``points`` column says how many it was scored on, ``failed`` how many it could not predict.
     """
+    import evaluate  # Deferred: evaluate (and datasets) load only when something is scored.
+
     predictors = predictors or default_predictors(observations, soft_fit, soft_label)
     metric = evaluate.load(str(floor_accuracy_module()))
     table = observations.table

@@ -3,10 +3,12 @@
 Each predictor maps training rows (measured floors it may use) and test rows (floors it must predict) of an
 :class:`~hf_geokd.validate.observations.Observations` to predictions. ``fits`` says what it may learn from:
 
-- ``nothing``: a zero-shot formula (Eq. 2 under one capacity kind). Only meaningful where floors are in Eq. 2's units.
+- ``nothing``: a zero-shot formula (Eq. 2 under one capacity kind; the soft floor with a shape fitted elsewhere).
+  Only meaningful where floors are in Eq. 2's units.
 - ``same_config``: parameters fitted on the calibration widths of the same teacher (Eq. 2 + Eq. 3's C and B; the soft
   floor + Eq. 3; the power law a d^-gamma + c; the parameter law E + A N^-a). With two calibration widths the
-  three-parameter laws drop their constant (a d^-gamma, A N^-a): two points fix two parameters.
+  three-parameter laws drop their constant (a d^-gamma, A N^-a): two points fix two parameters; a three-parameter
+  fit that leaves the physical range (c < 0 or a < 0) is replaced by the best c = 0 law.
 - ``other_configs``: parameters shared across teachers, fitted on the other configurations (the soft floor's four
   parameters; g_eff = a g^b fitted to kept-feature counts) and applied zero-shot to the held-out one.
 """
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..calibration import fit_power_law, fit_two_component
+from ..calibration import least_squares_power_law
 from ..capacity import (
     CAPACITY_KINDS,
     CapacityKind,
@@ -67,9 +69,11 @@ def soft_floor_values(observations: Observations, rows: pd.DataFrame, fit: SoftF
 
 
 def _affine(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
-    """Eq. 3, C x + B, fitted on the calibration rows (an exact line through two points)."""
-    fit = fit_two_component(x_train, y_train)
-    return fit.predict(x_test)
+    """Eq. 3, C x + B, fitted by least squares on the calibration rows (an exact line through two points)."""
+    if np.unique(x_train).size < 2:
+        raise ValueError("Eq. 3 needs two calibration points with distinct predicted floors.")
+    slope, intercept = np.polyfit(np.asarray(x_train, float), np.asarray(y_train, float), 1)
+    return slope * np.asarray(x_test, float) + intercept
 
 
 class Geometric(Predictor):
@@ -87,16 +91,20 @@ class Geometric(Predictor):
         return _affine(geometric_floor(observations, train, self.kind), train["observed"].to_numpy(), predicted)
 
 
-class SoftFloorCalibrated(Predictor):
-    """The soft floor with a given shape (fitted elsewhere), followed by Eq. 3 on the calibration widths."""
+class SoftFloorGiven(Predictor):
+    """The soft floor with a given shape (fitted elsewhere), zero-shot or followed by Eq. 3 on the calibration
+    widths."""
 
-    def __init__(self, fit: SoftFloorFit, label: str) -> None:
-        super().__init__(f"soft floor ({label}) + Eq. 3", "same_config", 2)
-        self.fit = fit
+    def __init__(self, fit: SoftFloorFit, label: str, calibrated: bool) -> None:
+        name = f"soft floor ({label})" + (" + Eq. 3" if calibrated else "")
+        super().__init__(name, "same_config" if calibrated else "nothing", 2 if calibrated else 0)
+        self.fit, self.calibrated = fit, calibrated
 
     def predict(self, observations, train, test):
-        x_train = soft_floor_values(observations, train, self.fit)
-        return _affine(x_train, train["observed"].to_numpy(), soft_floor_values(observations, test, self.fit))
+        predicted = soft_floor_values(observations, test, self.fit)
+        if not self.calibrated:
+            return predicted
+        return _affine(soft_floor_values(observations, train, self.fit), train["observed"].to_numpy(), predicted)
 
 
 class SoftFloorAcross(Predictor):
@@ -104,10 +112,13 @@ class SoftFloorAcross(Predictor):
 
     def __init__(self) -> None:
         super().__init__("soft floor (fitted on other configurations)", "other_configs", 4)
+        self._fits: dict[tuple[int, ...], SoftFloorFit] = {}  # every protocol holds out the same configurations
 
     def predict(self, observations, train, test):
-        fit = fit_soft_floor_to(observations, train)
-        return soft_floor_values(observations, test, fit)
+        key = tuple(train.index)
+        if key not in self._fits:
+            self._fits[key] = fit_soft_floor_to(observations, train)
+        return soft_floor_values(observations, test, self._fits[key])
 
 
 def fit_soft_floor_to(observations: Observations, rows: pd.DataFrame) -> SoftFloorFit:
@@ -166,13 +177,16 @@ class ParameterLaw(Predictor):
 
 
 def _decay_law(x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """a x^-gamma + c through three or more points, a x^-gamma through two; kept physical: a fit with a negative
+    floor c or amplitude a is replaced by the best c = 0 law (log-space least squares), never extrapolated."""
     if np.unique(x).size >= 3:
-        fit = fit_power_law(x, y)
-        return fit.predict(x_test)
-    if np.unique(x).size == 2:  # a x^-gamma through two points, exactly
-        gamma = -np.log(y[1] / y[0]) / np.log(x[1] / x[0])
-        return y[0] * (x_test / x[0]) ** (-gamma)
-    raise ValueError("a decay law needs at least two distinct calibration points.")
+        a, gamma, c = least_squares_power_law(x, y)
+        if a >= 0 and c >= 0:
+            return a * x_test ** (-gamma) + c
+    if np.unique(x).size < 2 or np.any(y <= 0):
+        raise ValueError("a decay law needs at least two distinct calibration points with positive floors.")
+    slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
+    return np.exp(intercept) * x_test**slope
 
 
 def default_predictors(observations: Observations, soft_fit: SoftFloorFit | None, soft_label: str) -> list[Predictor]:
@@ -182,7 +196,9 @@ def default_predictors(observations: Observations, soft_fit: SoftFloorFit | None
         predictors += [Geometric(kind, calibrated=False) for kind in CAPACITY_KINDS]
     predictors += [Geometric(kind, calibrated=True) for kind in ("paper", "dt_signed")]
     if soft_fit is not None:
-        predictors.append(SoftFloorCalibrated(soft_fit, soft_label))
+        if observations.units == "energy":
+            predictors.append(SoftFloorGiven(soft_fit, soft_label, calibrated=False))
+        predictors.append(SoftFloorGiven(soft_fit, soft_label, calibrated=True))
     if observations.teacher_relative and observations.table["config"].nunique() > 1:
         predictors.append(SoftFloorAcross())
         if "kept" in observations.table and observations.table["kept"].notna().all():

@@ -1,6 +1,6 @@
 """Protocols: which measured floors a predictor may use, and which it is scored on. Never the same ones.
 
-- ``zero-shot``: nothing is used; every floor is scored (only for predictors that fit nothing, in Eq. 2's units).
+- ``zero-shot``: nothing is used; every floor is scored (only predictors that fit nothing, in Eq. 2's units).
 - ``cheapest-k``: for each teacher, the k narrowest students (the cheapest runs) calibrate, the others are scored;
   the protocol a user can afford before training the wide students.
 - ``leave-one-width-out``: for each teacher and width, the other widths calibrate and that width is scored.
@@ -34,12 +34,9 @@ def splits(table: pd.DataFrame, protocol: str, fits: str) -> Iterator[Split]:
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: choose from {PROTOCOLS}.")
     empty = pd.Index([], dtype=int)
-    if fits == "nothing":
-        if protocol in ("zero-shot", "leave-configuration-out"):
+    if fits == "nothing":  # scored once, on every point: it uses none
+        if protocol == "zero-shot":
             yield empty, table.index
-        else:  # scored on the same points as the calibrated predictors, using none of the calibration points
-            for _, test in _per_config(table, protocol):
-                yield empty, test
         return
     if fits == "other_configs":
         if protocol == "zero-shot":
