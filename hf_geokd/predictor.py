@@ -25,6 +25,7 @@ from .capacity import (
 )
 from .cards import render_card
 from .checks import check_width, sae_subfolder
+from .soft_floor import SHIPPED_SOFT_FLOOR, SoftFloorFit
 from .stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME, FeatureStats, stored_feature_stats
 from .tables import markdown_table
 
@@ -39,6 +40,22 @@ def default_widths(d_in: int | None) -> list[int]:
 
 def _decode_kind(kind: CapacityKind | dict) -> CapacityKind:
     return FittedCapacity(**kind) if isinstance(kind, dict) else kind
+
+
+def _describe(fit: SoftFloorFit) -> str:
+    kind = fit.capacity_kind
+    return (f"(s = {fit.shape.softness:.3g}, lambda = {fit.shape.interference:.3g}, "
+            f"g_eff = {kind.a:.3g} g_{kind.base}^{kind.b:.3g})")
+
+
+def _decode_floor_model(model: str | SoftFloorFit | dict | None) -> SoftFloorFit | None:
+    if model is None or isinstance(model, SoftFloorFit):
+        return model
+    if isinstance(model, dict):
+        return SoftFloorFit.from_dict(model)
+    if model == "soft":
+        return SHIPPED_SOFT_FLOOR
+    raise ValueError(f"floor_model must be None (Eq. 2), 'soft' or a SoftFloorFit, got {model!r}.")
 
 
 class FloorPredictor(
@@ -57,6 +74,10 @@ class FloorPredictor(
         calibration: a :class:`TwoComponentFit` mapping predicted to observed floors (see :meth:`calibrate`).
         allow_wider: accept widths above the teacher's hidden size (by default they are an error: a student wider
             than its teacher is not a compression).
+        floor_model: None for Eq. 2 (the paper), or the soft floor (``"soft"``: the shape shipped with hf-geokd,
+            fitted on the toy grid; or a :class:`~hf_geokd.soft_floor.SoftFloorFit`): soft retention by rank, an
+            effective capacity and superposition interference (see :mod:`hf_geokd.soft_floor`). ``predicted_floor``
+            is then the soft floor and ``eq2_floor`` keeps Eq. 2's value beside it.
     """
 
     def __init__(
@@ -65,6 +86,7 @@ class FloorPredictor(
         capacity_kind: CapacityKind = "paper",
         calibration: TwoComponentFit | dict | None = None,
         allow_wider: bool = False,
+        floor_model: str | SoftFloorFit | dict | None = None,
     ) -> None:
         if not isinstance(stats, FeatureStats):
             raise ValueError(f"stats must be a FeatureStats, got {type(stats).__name__}.")
@@ -73,6 +95,7 @@ class FloorPredictor(
         capacity(stats.alpha, self.capacity_kind)  # validates the kind; the one warning outside the paper's regime
         self.calibration = TwoComponentFit.from_dict(calibration) if isinstance(calibration, dict) else calibration
         self.allow_wider = allow_wider
+        self.floor_model = _decode_floor_model(floor_model)
 
     # ----------------------------------------------------------------------------------------------- predictions
     @property
@@ -112,13 +135,11 @@ class FloorPredictor(
             for width in widths:
                 kept = kept_features(width, alpha, n_features, self.capacity_kind)
                 raw = predicted_floor(contributions, width, alpha, self.capacity_kind)
-                row: dict[str, Any] = {
-                    "width": width,
-                    "kept": kept,
-                    "dropped": n_features - kept,
-                    "predicted_floor": raw / total,
-                    "predicted_floor_raw": raw,
-                }
+                row: dict[str, Any] = {"width": width, "kept": kept, "dropped": n_features - kept}
+                if self.floor_model is not None:
+                    row["eq2_floor"] = raw / total
+                    raw = self.floor_model.floor(contributions, width, alpha)
+                row.update(predicted_floor=raw / total, predicted_floor_raw=raw)
                 if self.calibration is not None:
                     row["calibrated_floor"] = float(self.calibration.predict(row["predicted_floor"]))
                 rows.append(row)
@@ -176,6 +197,7 @@ class FloorPredictor(
         calibration: TwoComponentFit | dict | None = None,
         allow_wider: bool = False,
         allow_pickle: bool = False,
+        floor_model: str | SoftFloorFit | dict | None = None,
         **measure_kwargs: Any,
     ) -> FloorPredictor:
         """A predictor from an SAE (a folder, a Hub repo and the SAE's folder in it, or a sae-lens release).
@@ -197,7 +219,7 @@ class FloorPredictor(
             stats = measure_feature_stats(sae, resolve_model(model), dataset, hook_name, n_tokens, **measure_kwargs)
         subfolder = sae_subfolder(sae_id)
         stats.metadata.setdefault("sae", str(repo_or_dir) + (f" ({subfolder})" if subfolder else ""))
-        return cls(stats, capacity_kind, calibration=calibration, allow_wider=allow_wider)
+        return cls(stats, capacity_kind, calibration=calibration, allow_wider=allow_wider, floor_model=floor_model)
 
     # ---------------------------------------------------------------------------------------------- persistence
     def config(self) -> dict[str, Any]:
@@ -206,6 +228,7 @@ class FloorPredictor(
             "capacity_kind": kind.to_dict() if isinstance(kind, FittedCapacity) else kind,
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "allow_wider": self.allow_wider,
+            "floor_model": None if self.floor_model is None else self.floor_model.to_dict(),
         }
 
     def _save_pretrained(self, save_directory: Path) -> None:
@@ -266,6 +289,7 @@ class FloorPredictor(
         return (
             f"F = {s.n_features:,} alive features, L0 = {s.l0:.4g}, alpha = {s.alpha:.5f}; "
             f"g = {self.capacity:.4g} ({kind_name(self.capacity_kind)}), d* = {self.critical_width:,.1f}"
+            + ("" if self.floor_model is None else "; soft floor " + _describe(self.floor_model))
         )
 
     def __repr__(self) -> str:

@@ -2,28 +2,45 @@
 
 import pytest
 
-from hf_geokd.apps.demo import DemoConfig, run_demo
+import json
+
+from hf_geokd.apps.demo import DemoConfig, demo_config, run_demo
 
 
 @pytest.mark.slow
 def test_demo_pipeline_at_small_size(tmp_path, wheel_cache):
     config = DemoConfig(cache_dir=wheel_cache, vocab_size=512, teacher_hidden=32, teacher_layers=2, teacher_heads=4,
                         teacher_steps=30, batch_size=8, sae_layer=1, sae_tokens=20_000, stats_tokens=4_000,
-                        widths=(8, 16, 32), student_steps=20, eval_every=10, probe_per_class=40, probe_seeds=2)
+                        sae_k=8, widths=(4, 8, 12, 16), student_max_steps=30, eval_every=5, eval_blocks=8,
+                        probe_per_class=40, probe_seeds=2)
     out = tmp_path / "demo"
     report = run_demo(out, config)
     text = report.read_text()
     for section in ("## Teacher feature statistics", "## Predicted floors", "## Distilled students",
-                    "## Calibration (Eq. 3) and power law (Eq. 4)", "## Probes"):
+                    "## Held-out validation", "## Calibration (Eq. 3) and power law (Eq. 4)", "## Probes"):
         assert section in text
-    for figure in ("importance_spectrum.png", "predicted_floors.png", "calibration.png", "power_law.png", "probes.png"):
+    floor = json.loads((out / "students" / "w8" / "floor.json").read_text())
+    assert floor["steps_trained"] <= 30 and isinstance(floor["converged"], bool) and floor["reason"]
+    assert len(floor["losses"]) == len(floor["steps"]) == floor["evaluations"]
+    scores = (out / "validation" / "scores.csv").read_text()
+    assert "cheapest-2" in scores and "power law" in scores and "parameter law" in scores
+    for figure in ("importance_spectrum.png", "predicted_floors.png", "calibration.png", "power_law.png", "probes.png",
+                   "floor_curves.png", "validation/held_out_cheapest-2.png"):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"
     assert (out / "predictor" / "config.json").is_file()
     assert (out / "students" / "w8" / "README.md").is_file()
     # a second run reuses every finished stage: the teacher, SAE statistics and student floors are not rewritten
     artifacts = [out / "teacher" / "model.safetensors", *sorted(out.glob("sae/*/feature_stats.json")),
                  *sorted(out.glob("students/w*/floor.json"))]
-    assert len(artifacts) == 5
+    assert len(artifacts) == 1 + 1 + 5  # teacher, SAE statistics, four students and the control
     written = [path.stat().st_mtime_ns for path in artifacts]
     run_demo(out, config)
     assert [path.stat().st_mtime_ns for path in artifacts] == written
+
+
+def test_demo_presets_are_named_and_checked():
+    assert demo_config("full").student_max_steps > demo_config("quick").student_max_steps
+    assert demo_config("quick").all_widths[-1] == demo_config("quick").teacher_hidden
+    assert len(demo_config("quick").all_widths) >= 7
+    with pytest.raises(ValueError, match="unknown demo preset"):
+        demo_config("huge")
