@@ -1,8 +1,8 @@
 """The embedded pipeline end to end at a very small size (the real demo is `make demo`)."""
 
-import pytest
-
 import json
+
+import pytest
 
 from hf_geokd.apps.demo import DemoConfig, demo_config, run_demo
 
