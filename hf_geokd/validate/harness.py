@@ -69,7 +69,7 @@ def score_predictors(
                 continue
             done = predicted.loc[scored].dropna().index
             done = done[np.isfinite(predicted.loc[done].to_numpy())]
-            row = {"protocol": protocol, "predictor": predictor.name, "fits": predictor.fits,
+            row = {"protocol": protocol, "predictor": predictor.name, "fits": predictor.fits, "points": 0,
                    "failed": int(len(scored) - len(done))}
             if len(done):
                 row.update(metric.compute(predictions=predicted.loc[done].tolist(),
