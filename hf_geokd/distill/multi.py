@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import PreTrainedModel, Trainer, TrainerCallback
+from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.trainer_callback import ExportableState
 from transformers.training_args import OptimizerNames
 
@@ -34,8 +35,8 @@ STUDENTS_FILE = "students.json"
 class StudentGroup(nn.Module):
     """Students side by side as one module (what ``Trainer`` and accelerate wrap), ``group.students[name]``.
 
-    ``forward`` returns each student's final hidden states (after its last norm: what its lm_head consumes), with
-    logits kept for one position only; the loss is computed from them by the fused chunked KL.
+    ``forward`` returns each student's outputs with its hidden states (the last, after the final norm, is what its
+    lm_head consumes) and logits for one position only; the loss is computed from them by the fused chunked KL.
     """
 
     accepts_loss_kwargs = True  # Trainer passes num_items_in_batch: the loss is normalised by the global token count
@@ -61,10 +62,11 @@ class StudentGroup(nn.Module):
         return list(self.students)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, **kwargs: Any) -> dict[str, torch.Tensor]:
+                labels: torch.Tensor | None = None, **kwargs: Any) -> dict[str, CausalLMOutputWithPast]:
+        # The outputs keep one position's logits: through them DDP's unused-parameter search reaches every lm_head.
         return {
             name: student(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
-                          logits_to_keep=1, use_cache=False).hidden_states[-1]
+                          logits_to_keep=1, use_cache=False)
             for name, student in self.students.items()
         }
 
@@ -158,7 +160,8 @@ class MultiStudentDistillationTrainer(DistillationTrainer):
         if "labels" not in inputs:
             raise ValueError("MultiStudentDistillationTrainer needs 'labels' in each batch (use "
                              "DataCollatorForLanguageModeling(mlm=False)).")
-        hidden = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"))
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"))
+        hidden = {name: output.hidden_states[-1] for name, output in outputs.items()}
         with torch.no_grad():
             teacher_hidden = self._final_hidden(self.teacher, inputs)
         group = self._group(model)

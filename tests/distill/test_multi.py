@@ -1,3 +1,8 @@
+import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,13 @@ from hf_geokd.distill import (
 )
 
 WIDTHS = (16, 32)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def config(output_dir: Path, **overrides) -> DistillationConfig:
@@ -112,3 +124,28 @@ def test_a_crashed_sweep_resumes_where_an_uninterrupted_one_ends(tiny_artifacts,
     assert [t.steps for t in floors.trackers.values()] == [[3, 6], [3, 6]]  # one restored, one after the crash
     with pytest.raises(ValueError, match="no student folder w64"):
         run(tiny_artifacts, tmp_path / "crashed", (16, 64), resume=str(checkpoint))
+
+
+@pytest.mark.slow
+def test_the_recipe_trains_a_list_of_widths_under_accelerate_launch_with_two_processes(tiny_artifacts, tmp_path):
+    output = tmp_path / "sweep"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+        str(ROOT / "recipes/accelerate_configs/cpu_2proc.yaml"), "--main_process_port", str(free_port()),
+        str(ROOT / "recipes/distill.py"), str(ROOT / "recipes/tiny/distill.yaml"),
+        "--teacher_model_name_or_path", str(tiny_artifacts / "teacher"),
+        "--dataset_path", str(tiny_artifacts / "blocks"),
+        "--output_dir", str(output), "--width", "16", "32", "--max_steps", "4", "--eval_steps", "2", "--save_steps",
+        "100", "--per_device_train_batch_size", "4",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_info = json.loads((output / "run_info.json").read_text())
+    assert run_info["world_size"] == 2 and run_info["width"] == [16, 32]
+    first, second = run_info["parameter_checksums"]  # one row per process, one column per student
+    assert first == second and first[0] != first[1]
+    assert set(run_info["floor"]) == {"w16", "w32"} and all(v is not None for v in run_info["floor"].values())
+    for width in WIDTHS:
+        assert GPTNeoXForCausalLM.from_pretrained(output / f"w{width}").config.hidden_size == width
+        assert f"width **{width}**" in (output / f"w{width}" / "README.md").read_text()
