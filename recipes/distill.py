@@ -3,6 +3,8 @@
     accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/distill.py \
         recipes/pythia-410m/distill.yaml --width 128 --output_dir students/pythia-410m-w128
 
+Several widths train in one run with one teacher forward per batch (``--width 128 256 512 768 1024``), each student
+in its own folder ``output_dir/w<width>/`` with its own model card.
 Every YAML key is a command-line flag; flags after the YAML file override it.
 """
 
@@ -17,7 +19,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hf_geokd.apps.recipe import accumulation_for_global_batch, parse_recipe_args
 from hf_geokd.data import causal_lm_collator, load_token_blocks
-from hf_geokd.distill import DistillationConfig, DistillationTrainer, LossFloorCallback, build_student
+from hf_geokd.distill import (
+    DistillationConfig,
+    DistillationTrainer,
+    LossFloorCallback,
+    MultiStudentDistillationTrainer,
+    build_student,
+)
 
 
 @dataclass
@@ -31,7 +39,7 @@ class BatchArguments:
 
 @dataclass
 class StudentArguments:
-    width: int = field(metadata={"help": "Student hidden size d_S."})
+    width: list[int] = field(metadata={"help": "Student hidden size d_S; several widths train together in one run."})
     num_attention_heads: int | None = field(default=None, metadata={"help": "Default: 8 at <= 128, 16 above."})
     tokenizer_name: str | None = field(default=None, metadata={"help": "Default: the teacher's."})
 
@@ -69,17 +77,24 @@ def main() -> None:
     split = blocks.train_test_split(
         test_size=min(data_args.eval_blocks, len(blocks) // 5), seed=config.seed, shuffle=False
     )
-    student = build_student(
-        teacher.config, student_args.width, seed=config.seed, num_attention_heads=student_args.num_attention_heads
-    )
-    trainer = DistillationTrainer(
-        model=student,
+    if len(set(student_args.width)) != len(student_args.width):
+        raise SystemExit(f"distill.py: --width lists a width twice ({student_args.width}).")
+    students = [
+        build_student(teacher.config, width, seed=config.seed, num_attention_heads=student_args.num_attention_heads)
+        for width in student_args.width
+    ]
+    sweep = len(students) > 1
+    if sweep and config.push_to_hub:
+        raise SystemExit("distill.py: push_to_hub pushes one student; after a sweep, upload each output_dir/w<width>/ "
+                         "folder to its own repo (huggingface-cli upload).")
+    trainer = (MultiStudentDistillationTrainer if sweep else DistillationTrainer)(
+        model=students if sweep else students[0],
         teacher_model=teacher,
         args=config,
         train_dataset=split["train"],
         eval_dataset=split["test"],
         data_collator=causal_lm_collator,
-        callbacks=[LossFloorCallback()],
+        callbacks=[] if sweep else [LossFloorCallback()],
     )
     checkpoint = config.resume_from_checkpoint
     if checkpoint is None and any(Path(config.output_dir).glob("checkpoint-*")):
@@ -87,15 +102,19 @@ def main() -> None:
     trainer.train(resume_from_checkpoint=checkpoint)
     metrics = trainer.evaluate()
     trainer.save_model()
-    tokenizer.save_pretrained(config.output_dir)
-    checksum = torch.tensor([sum(p.detach().double().sum().item() for p in student.parameters())])
-    checksums = trainer.accelerator.gather(checksum).tolist()
+    names = [f"w{width}" for width in student_args.width] if sweep else [""]
+    for name in names:
+        tokenizer.save_pretrained(Path(config.output_dir, name))
+    checksums = trainer.accelerator.gather(torch.tensor(
+        [sum(p.detach().double().sum().item() for p in student.parameters()) for student in students]
+    )[None]).tolist()
     if trainer.is_world_process_zero():
         run = {
-            "width": student_args.width,
+            "width": student_args.width if sweep else student_args.width[0],
             "world_size": trainer.accelerator.num_processes,
-            "parameter_checksums": checksums,
-            "floor": metrics.get("eval_loss_floor"),
+            "parameter_checksums": checksums if sweep else [row[0] for row in checksums],
+            "floor": ({name: metrics.get(f"eval_{name}_loss_floor") for name in names} if sweep
+                      else metrics.get("eval_loss_floor")),
             "metrics": metrics,
         }
         (Path(config.output_dir) / "run_info.json").write_text(json.dumps(run, indent=2))

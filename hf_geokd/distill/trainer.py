@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import PreTrainedModel, Trainer, TrainingArguments
+from huggingface_hub import ModelCard
+from transformers import PreTrainedModel, Trainer, TrainerState, TrainingArguments
 
 from ..cards import render_card
-from .floor import LossFloorCallback
+from .floor import FloorEstimate, LossFloorCallback
 from .kl import chunked_distillation_loss
 
 TEACHER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -76,13 +77,7 @@ class DistillationTrainer(Trainer):
                  **kwargs: Any) -> None:
         if not isinstance(args, DistillationConfig):
             raise ValueError("DistillationTrainer needs args=DistillationConfig(...) (it holds the temperature).")
-        student_vocab = model.get_output_embeddings().weight.shape[0]
-        teacher_vocab = teacher_model.get_output_embeddings().weight.shape[0]
-        if student_vocab != teacher_vocab:
-            raise ValueError(
-                f"teacher vocabulary {teacher_vocab} != student vocabulary {student_vocab}: build the student with "
-                "hf_geokd.build_student(teacher_config, width), which keeps the teacher's vocabulary."
-            )
+        self._check_vocabularies(model, teacher_model)
         super().__init__(model=model, args=args, **kwargs)
         teacher_model.requires_grad_(False)
         teacher_model.eval()
@@ -95,6 +90,16 @@ class DistillationTrainer(Trainer):
             "train": defaultdict(list),
             "eval": defaultdict(list),
         }
+
+    @staticmethod
+    def _check_vocabularies(model: PreTrainedModel, teacher_model: PreTrainedModel) -> None:
+        student_vocab = model.get_output_embeddings().weight.shape[0]
+        teacher_vocab = teacher_model.get_output_embeddings().weight.shape[0]
+        if student_vocab != teacher_vocab:
+            raise ValueError(
+                f"teacher vocabulary {teacher_vocab} != student vocabulary {student_vocab}: build the student with "
+                "hf_geokd.build_student(teacher_config, width), which keeps the teacher's vocabulary."
+            )
 
     def _prepare_deepspeed_teacher(self, teacher: PreTrainedModel):
         import deepspeed
@@ -196,26 +201,34 @@ class DistillationTrainer(Trainer):
         if not self.is_world_process_zero():
             return
         tracker = next((c for c in self.callback_handler.callbacks if isinstance(c, LossFloorCallback)), None)
-        estimate = tracker.estimate() if tracker is not None else None
-        student = self.accelerator.unwrap_model(self.model)
-        teacher = self.accelerator.unwrap_model(self.teacher)
-        tag_set = {tags} if isinstance(tags, str) else set(tags or [])
-        tag_set.update(getattr(student, "model_tags", None) or [])
-        tag_set.add("distillation")
-        card = render_card(
-            "student",
-            tags=sorted(tag_set),
-            card_data=kwargs,
-            model_name=model_name or self.args.output_dir.rstrip("/").split("/")[-1],
-            teacher=self.args.teacher_model_name_or_path or teacher.config.name_or_path or "a local teacher",
-            width=student.config.hidden_size,
-            teacher_width=teacher.config.hidden_size,
-            parameters=student.num_parameters(),
-            temperature=self.args.temperature,
-            ce_weight=self.args.ce_weight,
-            tokens_seen=self.state.num_input_tokens_seen,
-            steps=self.state.global_step,
-            estimate=estimate,
-            dataset=dataset_name,
+        card = student_card(
+            self.accelerator.unwrap_model(self.model), self.accelerator.unwrap_model(self.teacher), self.args,
+            self.state, tracker.estimate() if tracker is not None else None,
+            model_name or self.args.output_dir.rstrip("/").split("/")[-1], dataset_name, tags, kwargs,
         )
         card.save(f"{self.args.output_dir}/README.md")
+
+
+def student_card(student: PreTrainedModel, teacher: PreTrainedModel, args: DistillationConfig, state: TrainerState,
+                 estimate: FloorEstimate | None, model_name: str, dataset_name: str | None = None,
+                 tags: str | list[str] | None = None, card_data: dict[str, Any] | None = None) -> ModelCard:
+    """The ``student`` card of one distilled student: teacher, width, temperature, tokens seen, floor."""
+    tag_set = {tags} if isinstance(tags, str) else set(tags or [])
+    tag_set.update(getattr(student, "model_tags", None) or [])
+    tag_set.add("distillation")
+    return render_card(
+        "student",
+        tags=sorted(tag_set),
+        card_data=card_data,
+        model_name=model_name,
+        teacher=args.teacher_model_name_or_path or teacher.config.name_or_path or "a local teacher",
+        width=student.config.hidden_size,
+        teacher_width=teacher.config.hidden_size,
+        parameters=student.num_parameters(),
+        temperature=args.temperature,
+        ce_weight=args.ce_weight,
+        tokens_seen=state.num_input_tokens_seen,
+        steps=state.global_step,
+        estimate=estimate,
+        dataset=dataset_name,
+    )

@@ -1,0 +1,205 @@
+"""Benchmark: a width sweep in one run (``MultiStudentDistillationTrainer``) against the same students run one after
+another (``DistillationTrainer``), and a distillation step against a CE step, all measured in this run.
+
+1. Sweep: ``--steps`` training steps of every width, on random tokens, with ``Trainer.train`` (optimizer, clipping,
+   logging included; no evaluation, no saving). ``--preset demo``: the demo's sizes (vocab 4,096, teacher 128 x 4
+   layers, 16 x 128 tokens, widths 8 16 32 64 128; the default on a CPU). ``--preset paper``: a randomly initialised
+   Pythia-410M-shaped teacher, 4 x 512 tokens, the paper's widths 128 256 512 768 1024 (the default on a GPU).
+   Goal: one run <= 0.75x the separate runs.
+2. Step: ``compute_loss`` + backward of the largest-vocabulary pair (the demo's teacher and its widest student, or
+   Pythia-410M and width 128) against the student's own CE loss + backward plus a teacher forward, and, where
+   ``liger-kernel`` is installed and the device is CUDA, Liger's fused linear JSD at beta = 0 (forward KL, times T^2)
+   on the same hidden states, checked against our loss. Goal: <= 1.1x.
+
+    python benchmarks/bench_multi_student.py [--device cuda] [--preset demo|paper] [--steps 10] [--bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+from transformers import GPTNeoXForCausalLM
+
+from hf_geokd.data import causal_lm_collator
+from hf_geokd.distill import (
+    DistillationConfig,
+    DistillationTrainer,
+    MultiStudentDistillationTrainer,
+    build_student,
+    chunked_distillation_loss,
+    pythia_config,
+    pythia_like_config,
+)
+
+PRESETS = {
+    "demo": dict(vocab=4096, hidden=128, layers=4, heads=4, batch=16, seq=128, widths=(8, 16, 32, 64, 128)),
+    "paper": dict(vocab=50304, hidden=1024, layers=24, heads=16, batch=4, seq=512, widths=(128, 256, 512, 768, 1024)),
+}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def make_teacher(preset: dict) -> GPTNeoXForCausalLM:
+    torch.manual_seed(0)
+    if preset["hidden"] == 1024:
+        return GPTNeoXForCausalLM(pythia_config("pythia-410m"))
+    return GPTNeoXForCausalLM(pythia_like_config(preset["vocab"], preset["hidden"], preset["layers"], preset["heads"],
+                                                 max_position_embeddings=preset["seq"]))
+
+
+def make_student(teacher: GPTNeoXForCausalLM, width: int, heads: int) -> GPTNeoXForCausalLM:
+    return build_student(teacher.config, width, seed=0, num_attention_heads=heads if width % heads == 0 else 1)
+
+
+def arguments(device: torch.device, steps: int, batch: int, bf16: bool, **extra) -> DistillationConfig:
+    return DistillationConfig(output_dir=tempfile.mkdtemp(), max_steps=steps, per_device_train_batch_size=batch,
+                              use_cpu=device.type == "cpu", report_to=[], save_strategy="no", logging_steps=10**6,
+                              disable_tqdm=True, bf16=bf16, teacher_dtype="bfloat16" if bf16 else "float32",
+                              kl_chunk_size=512 if device.type == "cuda" else 256, **extra)
+
+
+def timed_train(trainer) -> float:
+    synchronize(trainer.args.device)
+    start = time.perf_counter()
+    trainer.train()
+    synchronize(trainer.args.device)
+    return time.perf_counter() - start
+
+
+def sweep_benchmark(device: torch.device, preset: dict, steps: int, bf16: bool) -> None:
+    generator = torch.Generator().manual_seed(0)
+    rows = [{"input_ids": torch.randint(1, preset["vocab"], (preset["seq"],), generator=generator).tolist()}
+            for _ in range(preset["batch"] * steps)]
+    common = dict(train_dataset=rows, data_collator=causal_lm_collator)
+    separate = {}
+    for width in preset["widths"]:
+        trainer = DistillationTrainer(model=make_student(make_teacher(preset), width, preset["heads"]),
+                                      teacher_model=make_teacher(preset),
+                                      args=arguments(device, steps, preset["batch"], bf16), **common)
+        separate[width] = timed_train(trainer)
+        del trainer
+    teacher = make_teacher(preset)
+    students = [make_student(teacher, width, preset["heads"]) for width in preset["widths"]]
+    trainer = MultiStudentDistillationTrainer(model=students, teacher_model=teacher,
+                                              args=arguments(device, steps, preset["batch"], bf16), **common)
+    together = timed_train(trainer)
+    total = sum(separate.values())
+    print(f"\nWidth sweep {list(preset['widths'])}, teacher {preset['hidden']} x {preset['layers']} layers, vocab "
+          f"{preset['vocab']}, {preset['batch']} x {preset['seq']} tokens, {steps} steps each, on {device}"
+          f"{', bf16' if bf16 else ''}:")
+    for width, seconds in separate.items():
+        print(f"  alone, width {width:5d}: {seconds:8.2f} s")
+    print(f"  separate runs, total:  {total:8.2f} s")
+    print(f"  one run, all widths:   {together:8.2f} s")
+    print(f"  ratio one run / separate: {together / total:.3f}   (goal <= 0.75)")
+
+
+def timed(device: torch.device, run, repeats: int) -> float:
+    run()  # warm-up
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        run()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def step_benchmark(device: torch.device, preset: dict, repeats: int, bf16: bool) -> None:
+    width = preset["widths"][0] if preset["hidden"] == 1024 else preset["widths"][-1]
+    teacher = make_teacher(preset)
+    student = make_student(teacher, width, preset["heads"])
+    args = arguments(device, 1, preset["batch"], bf16)
+    trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args)
+    student.train()
+    input_ids = torch.randint(0, preset["vocab"], (preset["batch"], preset["seq"]), device=device)
+    inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": input_ids}
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+    def ce_step():
+        student.zero_grad(set_to_none=True)
+        with torch.no_grad(), autocast:
+            trainer.teacher(input_ids=input_ids)
+        with autocast:
+            loss = student(**inputs).loss
+        loss.backward()
+
+    def distil_step():
+        student.zero_grad(set_to_none=True)
+        with autocast:
+            loss = trainer.compute_loss(student, inputs)
+        loss.backward()
+
+    ce, distil = timed(device, ce_step, repeats), timed(device, distil_step, repeats)
+    print(f"\nTraining step, teacher {preset['hidden']} x {preset['layers']} layers -> width {width}, vocab "
+          f"{preset['vocab']}, {preset['batch']} x {preset['seq']} tokens, on {device}{', bf16' if bf16 else ''}:")
+    print(f"  CE step + teacher forward:     {ce:8.4f} s")
+    print(f"  distillation step (fused KL):  {distil:8.4f} s   ratio {distil / ce:.3f}   (goal <= 1.1)")
+    liger_comparison(device, trainer, student, inputs, repeats, ce)
+
+
+def liger_comparison(device, trainer, student, inputs, repeats: int, ce: float) -> None:
+    """Liger's fused linear JSD (Triton, CUDA only) at beta = 0: KL(teacher || student) on logits / T, mean over
+    tokens, without the T^2 factor (so it is multiplied by T^2 here), against our loss on the same hidden states."""
+    try:
+        from liger_kernel.transformers import LigerFusedLinearJSD
+    except ImportError:
+        print("  Liger: not installed (pip install liger-kernel packaging; Triton kernels, CUDA only)")
+        return
+    if device.type != "cuda":
+        print("  Liger: its fused linear JSD is a Triton kernel and needs CUDA; skipped on", device)
+        return
+    temperature = trainer.args.temperature
+    liger = LigerFusedLinearJSD(jsd_beta=0.0, temperature=temperature)
+    student_head = student.get_output_embeddings().weight
+    teacher_head = trainer.teacher.get_output_embeddings().weight.to(student_head.dtype)
+    with torch.no_grad():
+        teacher_hidden = trainer._final_hidden(trainer.teacher, inputs)[:, :-1].reshape(-1, teacher_head.shape[1])
+    labels = inputs["labels"][:, 1:].reshape(-1)
+
+    def liger_loss():
+        hidden = trainer._final_hidden(student, inputs)[:, :-1].reshape(-1, student_head.shape[1])
+        return liger(hidden, student_head, teacher_hidden.to(hidden.dtype), teacher_head, labels) * temperature**2
+
+    def liger_step():
+        student.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            trainer._final_hidden(trainer.teacher, inputs)  # the teacher forward every step pays for
+        liger_loss().backward()
+
+    with torch.no_grad():
+        hidden = trainer._final_hidden(student, inputs)
+        ours = chunked_distillation_loss(hidden, student_head, trainer._final_hidden(trainer.teacher, inputs),
+                                         teacher_head, inputs["labels"], temperature, trainer.args.kl_chunk_size)
+        theirs = liger_loss()
+    seconds = timed(device, liger_step, repeats)
+    print(f"  Liger fused linear JSD step:   {seconds:8.4f} s   ratio {seconds / ce:.3f}   loss {theirs.item():.6f} "
+          f"vs ours {ours.loss.item():.6f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="default: paper on a GPU, demo on a CPU")
+    parser.add_argument("--steps", type=int, default=10, help="training steps per width in the sweep")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats of the single step")
+    parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision, bf16 teacher (GPU)")
+    parser.add_argument("--skip-sweep", action="store_true")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    preset = PRESETS[args.preset or ("paper" if device.type == "cuda" else "demo")]
+    if not args.skip_sweep:
+        sweep_benchmark(device, preset, args.steps, args.bf16)
+    step_benchmark(device, preset, args.repeats, args.bf16)
+
+
+if __name__ == "__main__":
+    main()
