@@ -6,7 +6,7 @@ import pytest
 
 from hf_geokd.stats import FeatureStats
 from hf_geokd.validate import Observations, score_predictors
-from hf_geokd.validate.predictors import Predictor, PowerLawBaseline
+from hf_geokd.validate.predictors import PowerLawBaseline, Predictor
 
 
 def power_law_observations(configs=("a", "b"), widths=(4, 8, 16, 32, 64)) -> Observations:
