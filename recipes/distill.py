@@ -24,6 +24,7 @@ from hf_geokd.distill import (
     DistillationTrainer,
     LossFloorCallback,
     MultiStudentDistillationTrainer,
+    StudentFloorsCallback,
     build_student,
 )
 
@@ -35,6 +36,17 @@ class BatchArguments:
         metadata={"help": "Sequences per optimizer step over all processes (the paper: 32). Sets "
                           "gradient_accumulation_steps from per_device_train_batch_size and the number of processes."},
     )
+
+
+@dataclass
+class FloorArguments:
+    floor_tolerance: float = field(
+        default=0.01,
+        metadata={"help": "Converged when the fitted gain L(t) - L(2t) of L_inf + A t^-b is at most this share of the "
+                          "floor (use a constant learning rate after warm-up for the rule to mean anything)."},
+    )
+    stop_when_converged: bool = field(default=False, metadata={"help": "Stop training once the floor has converged "
+                                                                        "(every student, in a sweep)."})
 
 
 @dataclass
@@ -56,8 +68,8 @@ class DataArguments:
 
 
 def main() -> None:
-    student_args, data_args, batch_args, config = parse_recipe_args(
-        (StudentArguments, DataArguments, BatchArguments, DistillationConfig)
+    student_args, data_args, batch_args, floor_args, config = parse_recipe_args(
+        (StudentArguments, DataArguments, BatchArguments, FloorArguments, DistillationConfig)
     )
     if batch_args.global_batch_size is not None:
         try:
@@ -87,6 +99,7 @@ def main() -> None:
     if sweep and config.push_to_hub:
         raise SystemExit("distill.py: push_to_hub pushes one student; after a sweep, upload each output_dir/w<width>/ "
                          "folder to its own repo (huggingface-cli upload).")
+    floor_settings = {"tolerance": floor_args.floor_tolerance, "stop_when_converged": floor_args.stop_when_converged}
     trainer = (MultiStudentDistillationTrainer if sweep else DistillationTrainer)(
         model=students if sweep else students[0],
         teacher_model=teacher,
@@ -94,7 +107,8 @@ def main() -> None:
         train_dataset=split["train"],
         eval_dataset=split["test"],
         data_collator=causal_lm_collator,
-        callbacks=[] if sweep else [LossFloorCallback()],
+        callbacks=[(StudentFloorsCallback([f"w{width}" for width in student_args.width], **floor_settings) if sweep
+                    else LossFloorCallback(**floor_settings))],
     )
     checkpoint = config.resume_from_checkpoint
     if checkpoint is None and any(Path(config.output_dir).glob("checkpoint-*")):
