@@ -44,6 +44,6 @@ def write_validation_report(results: ValidationResults, out: str | Path, title: 
     return render_report(
         "validation.md.j2", out / "report.md", title=title, observations=observations, tables=tables,
         figures=figures, claims=paper_claims(), configurations=table["config"].nunique(), points=len(table),
-        widths=sorted(table["width"].unique()),
+        widths=sorted(int(width) for width in table["width"].unique()),
         unconverged=table[table["converged"] == False],  # noqa: E712 (the column may hold NaN: unknown)
     )
