@@ -1,4 +1,7 @@
-"""Where the student is read: the layer at the teacher hook's relative depth, and a forward that stops there."""
+"""Where the student is read: the layer at the teacher hook's relative depth, and a forward that stops there.
+
+The SAE is only duck-typed here (``encode``, ``W_dec``, ``cfg``), so this subpackage does not import sae-lens.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,26 @@ import re
 
 import torch
 
-from ..sae import hook_module
-
 _LAYER_HOOK = re.compile(r"^(?P<prefix>.*?)(?P<index>\d+)$")
 
 
 class _StopForward(Exception):
     """Raised by the hook once the activation is captured: the layers after it are not run."""
+
+
+def sae_hook_name(sae) -> str | None:
+    """The hook an SAE was trained on, when its config says (sae-lens: ``cfg.metadata.hook_name``)."""
+    return getattr(getattr(sae.cfg, "metadata", None), "hook_name", None)
+
+
+def hook_module(model: torch.nn.Module, hook_name: str) -> torch.nn.Module:
+    """The submodule called ``hook_name``; a clear error lists the numbered blocks when it is absent."""
+    modules = dict(model.named_modules())
+    if hook_name not in modules:
+        blocks = [name for name in modules if _LAYER_HOOK.match(name) and ".layers." in f".{name}"]
+        hint = f" Blocks of this model: {blocks[0]} ... {blocks[-1]}." if blocks else ""
+        raise ValueError(f"hook {hook_name!r} is not a module of {type(model).__name__}.{hint}")
+    return modules[hook_name]
 
 
 def count_layers(model: torch.nn.Module, prefix: str) -> int:

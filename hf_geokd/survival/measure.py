@@ -15,8 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import causal_lm_collator
-from ..sae import sae_hook_name
-from .hooks import ResidualReader, matching_hook
+from .hooks import ResidualReader, matching_hook, sae_hook_name
 from .readout import RidgeReadout, TokenBaseline
 from .result import CEILING_READER, RANDOM_PREFIX, SHUFFLED_READER, STUDENT_READER, TOKEN_READER, FeatureSurvival
 
@@ -37,7 +36,7 @@ def _batches(dataset, batch_size: int) -> Iterable[dict[str, torch.Tensor]]:
 def random_students(student: torch.nn.Module, seeds: Sequence[int]) -> list[torch.nn.Module]:
     """Randomly initialised copies of ``student``'s architecture (``type(student)(student.config)``), one per seed."""
     config = getattr(student, "config", None)
-    if config is None:
+    if config is None and seeds:
         raise ValueError(f"{type(student).__name__} has no .config to build random students from: pass "
                          "null_students=[model, ...] (untrained models of the same width) or null_students=0.")
     models = []

@@ -40,7 +40,8 @@ RANDOM_PREFIX = "random_"
 def step_cutoff(survived: np.ndarray, ranks: np.ndarray) -> int:
     """k*: the rank cutoff of the best step "survives at ranks <= k, not beyond" (most latents classified right).
 
-    ``ranks`` are 1-based importance ranks of the latents labelled by ``survived``; k* is 0 or one of them.
+    ``ranks`` are 1-based importance ranks of the latents labelled by ``survived`` (ranks of unscorable latents are
+    simply absent); k* is 0 or one of them, the smallest among equally good cutoffs.
     """
     order = np.argsort(ranks)
     gains = np.concatenate([[0.0], np.cumsum(np.where(survived[order], 1.0, -1.0))])

@@ -20,7 +20,7 @@ ALLOWED = {
     "probing": {"data"},
     "toy": {"reporting"},
     "validate": {"toy", "reporting"},
-    "survival": {"data", "sae", "reporting"},
+    "survival": {"data", "reporting"},
     "apps": {"data", "reporting", "sae", "distill", "probing", "toy", "validate", "survival"},
 }
 DEFERRED_MARK = "Deferred"
