@@ -15,8 +15,8 @@ from hf_geokd.survival import (
     fit_g_eff,
     measure_feature_survival,
     measured_capacity,
-    plot_staircase,
     survival_staircase,
+    write_survival_study,
 )
 from hf_geokd.survival.hooks import matching_hook
 from hf_geokd.survival.result import step_cutoff
@@ -172,8 +172,9 @@ def test_controls_shuffled_at_chance_tokens_explain_token_features(planted):
 
 def test_save_load_plot_and_the_staircase_across_widths(planted, tmp_path):
     narrow, wide = survival_of(planted, [0, 1, 2, 3]), survival_of(planted, list(range(8)))
-    narrow.save(tmp_path / "w4")
-    loaded = FeatureSurvival.load(tmp_path / "w4")
+    summary = write_survival_study([wide, narrow], tmp_path)
+    assert summary["widths"] == [4, 8] and summary["k_star"] == [4, 8] and summary["g_eff_fit"] == pytest.approx(1)
+    loaded = FeatureSurvival.load(tmp_path / "d_S=4")
     assert loaded.summary() == pytest.approx(narrow.summary(), nan_ok=True)
     np.testing.assert_array_equal(loaded.survived(), narrow.survived())
     table = survival_staircase([wide, loaded])
@@ -185,8 +186,8 @@ def test_save_load_plot_and_the_staircase_across_widths(planted, tmp_path):
     stats = FeatureStats.from_counts(D_T, narrow.l0, narrow.importance, d_in=D_T)
     predictor = FloorPredictor(stats, measured_capacity([narrow, wide]))
     assert predictor.predict([4, 8, 16])["kept"].tolist() == [4, 8, 16]
-    path = plot_staircase([narrow, wide], tmp_path / "staircase.png")
-    assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 10_000
+    assert (tmp_path / "staircase.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| 8 | 32 | 0 |" in (tmp_path / "staircase.md").read_text()  # d_S, scorable, excluded
     with pytest.raises(FileNotFoundError, match="not a FeatureSurvival folder"):
         FeatureSurvival.load(tmp_path)
 
