@@ -227,3 +227,20 @@ def test_relative_depth_and_random_students_of_a_transformers_model():
     assert not torch.equal(first.state_dict()[weight], second.state_dict()[weight])
     assert torch.equal(first.state_dict()[weight], again.state_dict()[weight])
     assert first.config.hidden_size == 8
+
+
+def test_toy_read_out_ranks_kept_features_above_dropped_ones():
+    from hf_geokd.survival.known import kept_set_recovery, toy_feature_scores
+
+    # a width-3 toy student keeping features 0-2 on their own axes and 3-4 in superposition on a fourth direction
+    # pair; features 5-7 are dropped (zero columns) and one (8) is barely embedded (norm 0.1 < 0.5)
+    W = torch.zeros(3, 9)
+    W[:, :3] = torch.eye(3)
+    W[0, 3], W[1, 4] = 0.9, -0.9
+    W[2, 8] = 0.1
+    scores = toy_feature_scores(W, alpha=0.9, n_samples=20_000)
+    norms = W.norm(dim=0).numpy()
+    assert scores[5:8].max() < 0.01  # dropped features: nothing to read
+    result = kept_set_recovery(scores, norms)
+    assert result["auc"] == 1.0 and result["kept"] == 5
+    assert scores[8] < 0.5 < scores[:3].min()  # the feature below the kept threshold reads out below survival
