@@ -48,6 +48,18 @@ def fit_g_eff(results: Sequence[FeatureSurvival], threshold: float | None = None
     return float((cutoffs * widths).sum() / (widths * widths).sum())
 
 
+def survivor_jaccard(results: Sequence[FeatureSurvival], threshold: float | None = None) -> float:
+    """Mean pairwise Jaccard overlap |A & B| / |A | B| of the surviving latent sets of students of one width (seeds).
+
+    Latents are matched by their SAE index, so results measured on different tokens compare correctly.
+    """
+    if len(results) < 2 or len({result.student_width for result in results}) > 1:
+        raise ValueError("pass two or more results of students of the same width (different seeds).")
+    sets = [set(result.latent[result.survived(threshold)].tolist()) for result in results]
+    overlaps = [len(a & b) / len(a | b) if a | b else 1.0 for i, a in enumerate(sets) for b in sets[i + 1 :]]
+    return float(np.mean(overlaps))
+
+
 def measured_capacity(results: Sequence[FeatureSurvival], threshold: float | None = None) -> FittedCapacity:
     """The fitted g_eff as a capacity kind for ``FloorPredictor`` (constant in alpha: a = g_eff, b = 0)."""
     g = fit_g_eff(results, threshold)

@@ -16,6 +16,7 @@ from hf_geokd.survival import (
     measure_feature_survival,
     measured_capacity,
     survival_staircase,
+    survivor_jaccard,
     write_survival_study,
 )
 from hf_geokd.survival.hooks import matching_hook
@@ -181,6 +182,10 @@ def test_save_load_plot_and_the_staircase_across_widths(planted, tmp_path):
     assert table["student_width"].tolist() == [4, 8] and table["k_star"].tolist() == [4, 8]
     assert table["F_S[info]"].tolist() == [int(4 * D_T / narrow.l0), D_T]  # g = 1/p = F / L0, capped at F
     assert not table["saturated"].any()
+    shifted = survival_of(planted, list(range(4, 12)))
+    assert survivor_jaccard([wide, shifted]) == pytest.approx(4 / 12)  # {0..7} and {4..11} share 4 of 12
+    with pytest.raises(ValueError, match="same width"):
+        survivor_jaccard([wide, narrow])
     assert fit_g_eff([narrow, wide]) == pytest.approx(1.0)
     # the predictor takes the measured capacity: it keeps d_S * g_eff = d_S features
     stats = FeatureStats.from_counts(D_T, narrow.l0, narrow.importance, d_in=D_T)
