@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..checks import check_positive_int
 from ..data import causal_lm_collator
 from .hooks import ResidualReader, matching_hook, sae_hook_name
 from .readout import RidgeReadout, TokenBaseline
@@ -78,6 +79,12 @@ def measure_feature_survival(
         raise ValueError("the SAE's config names no hook: pass hook_name= (e.g. 'gpt_neox.layers.2').")
     if not 0 < held_out < 1:
         raise ValueError(f"held_out must lie in (0, 1) (the share of sequences scored), got {held_out}.")
+    n_tokens, batch_size = check_positive_int(n_tokens, "n_tokens"), check_positive_int(batch_size, "batch_size")
+    vocabs = {name: getattr(getattr(model, "config", None), "vocab_size", None)
+              for name, model in (("teacher", teacher), ("student", student))}
+    if None not in vocabs.values() and vocabs["teacher"] != vocabs["student"]:
+        raise ValueError(f"teacher vocab_size {vocabs['teacher']} != student vocab_size {vocabs['student']}: the "
+                         "student must read the teacher's tokens (build it with build_student(teacher.config, width)).")
     device = torch.device(device) if device is not None else next(teacher.parameters()).device
     student_hook = student_hook or matching_hook(teacher, hook_name, student)
     nulls = (random_students(student, [seed + 1000 + k for k in range(null_students)])
@@ -91,7 +98,7 @@ def measure_feature_survival(
     sae = sae.to(device)
     d_sae, d_in = sae.cfg.d_sae, sae.cfg.d_in
 
-    vocab = getattr(getattr(teacher, "config", None), "vocab_size", None)
+    vocab = vocabs["teacher"]
     if token_baseline is None:
         token_baseline = vocab is not None and vocab * d_sae <= TOKEN_BASELINE_MAX_CELLS
     if token_baseline and vocab is None:

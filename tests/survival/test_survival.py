@@ -210,6 +210,12 @@ def test_step_cutoff_and_bad_inputs(planted):
         measure_feature_survival(teacher, sae, student, rows[:2], n_tokens=1000, null_students=0, progress=False)
     with pytest.raises(ValueError, match="no .config"):
         measure_feature_survival(teacher, sae, student, rows, progress=False)
+    with pytest.raises(ValueError, match="n_tokens must be a positive integer"):
+        measure_feature_survival(teacher, sae, student, rows, n_tokens=0, null_students=0, progress=False)
+    student.config = SimpleNamespace(vocab_size=VOCAB // 2)
+    with pytest.raises(ValueError, match="vocab_size"):
+        measure_feature_survival(teacher, sae, student, rows, null_students=0, progress=False)
+    del student.config
     with pytest.raises(ValueError, match="not a module"):
         measure_feature_survival(teacher, sae, student, rows, student_hook="layers.7", null_students=0, progress=False)
 
