@@ -24,7 +24,7 @@ from hf_geokd.survival.result import ordering_auc
 from hf_geokd.toy.sweep import CHECKPOINT_NAME
 
 
-def student_scores(folder: Path, n_samples: int) -> pd.DataFrame:
+def student_scores(folder: Path, n_samples: int, probe: str, every: int) -> pd.DataFrame:
     """One row per (student, feature): configuration, norm ||W_i||, read-out score from the student's hidden layer,
     and the same read-out from its teacher's (the ceiling, as the LM measurement normalises)."""
     tensors = load_file(str(folder / f"{CHECKPOINT_NAME}.safetensors"))
@@ -37,10 +37,12 @@ def student_scores(folder: Path, n_samples: int) -> pd.DataFrame:
         teachers = index["units"][key.replace("_student", "_teacher")]
         teacher_W = tensors[f"{key.replace('_student', '_teacher')}.W"]
         for m, model in enumerate(models):
-            scores = toy_feature_scores(W[m, : model["d_S"]], model["alpha"], n_samples, seed=m)
+            if m % every:
+                continue
+            scores = toy_feature_scores(W[m, : model["d_S"]], model["alpha"], n_samples, seed=m, probe=probe)
             teacher = model["teacher"]
             ceiling = toy_feature_scores(teacher_W[teacher, : teachers[teacher]["d_T"]], model["alpha"], n_samples,
-                                         seed=m)  # the same samples and split as the student's
+                                         seed=m, probe=probe)  # the same samples and split as the student's
             rows += [dict(n=model["n"], d_T=model["d_T"], d_S=model["d_S"], alpha=model["alpha"], seed=model["seed"],
                           model=f"{key}/{m}", feature=i, norm=float(norms[m, i]), score=float(scores[i]),
                           ceiling=float(ceiling[i]))
@@ -53,10 +55,13 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--samples", type=int, default=16_384)
     parser.add_argument("--kept-threshold", type=float, default=0.5)
+    parser.add_argument("--probe", choices=("linear", "relu"), default="linear")
+    parser.add_argument("--every", type=int, default=1, help="score every k-th student only (the ReLU probe is slow)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
-    table = student_scores(args.folder, args.samples)
+    table = student_scores(args.folder, args.samples, args.probe, args.every)
+    print(f"probe: {args.probe}")
     table["kept"] = table["norm"] > args.kept_threshold
     table["score"] = table["score"].fillna(0.0)
     kept, scores = table["kept"].to_numpy(), table["score"].to_numpy()

@@ -16,17 +16,37 @@ from .readout import RidgeReadout
 from .result import ordering_auc
 
 
-@torch.no_grad()
 def toy_feature_scores(W: torch.Tensor, alpha: float, n_samples: int = 16_384, held_out: float = 0.25,
-                       ridge: float = 1e-3, seed: int = 0) -> np.ndarray:
-    """Held-out R^2 of a ridge read-out of each feature x_i from a toy model's hidden h = W x (W: [d, n])."""
+                       ridge: float = 1e-3, seed: int = 0, probe: str = "linear", steps: int = 300) -> np.ndarray:
+    """Held-out R^2 of a read-out of each feature x_i from a toy model's hidden h = W x (W: [d, n]).
+
+    ``probe="linear"``: ridge (the read-out ``measure_feature_survival`` uses). ``probe="relu"``: x_i ~ ReLU(v_i . h
+    + c_i), one probe per feature trained by MSE (the loss separates per feature) with Adam for ``steps`` full-batch
+    steps from the ridge solution; it reads a superposed feature through a threshold, as the toy decoder does.
+    """
+    if probe not in ("linear", "relu"):
+        raise ValueError(f"probe must be 'linear' or 'relu', got {probe!r}.")
     d, n = W.shape
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(n_samples, n, generator=generator, dtype=torch.float64)
     x = x * (torch.rand(n_samples, n, generator=generator, dtype=torch.float64) < 1 - alpha)
+    test = torch.rand(n_samples, generator=generator) < held_out
+    h = x @ W.double().T
     readout = RidgeReadout(d, n, ridge)
-    readout.update(x @ W.double().T, x, torch.rand(n_samples, generator=generator) < held_out)
-    return readout.held_out_r2().numpy()
+    readout.update(h, x, test)
+    if probe == "linear":
+        return readout.held_out_r2().numpy()
+    weights, bias = (tensor.clone().requires_grad_(True) for tensor in readout.weights())
+    optimizer = torch.optim.Adam([weights, bias], lr=1e-2)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = (torch.relu(h[~test] @ weights + bias) - x[~test]).pow(2).mean(0).sum()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        residual = (torch.relu(h[test] @ weights + bias) - x[test]).pow(2).sum(0)
+        total = (x[test] - x[test].mean(0)).pow(2).sum(0)
+        return torch.where(total > 0, 1 - residual / total, torch.full_like(total, float("nan"))).numpy()
 
 
 def kept_set_recovery(scores: np.ndarray, norms: np.ndarray, kept_threshold: float = 0.5,
