@@ -48,6 +48,9 @@ class SurvivalArguments:
     ridge: float = field(default=1e-3)
     null_students: int = field(default=3, metadata={"help": "Randomly initialised students (the null)."})
     token_baseline: bool | None = field(default=None, metadata={"help": "Default: when vocab x latents is small."})
+    probe: str = field(default="linear", metadata={"help": "linear (ridge, one pass) or relu (2 + probe_epochs)."})
+    probe_epochs: int = field(default=3)
+    probe_lr: float = field(default=0.1)
     threshold: float = field(default=0.5)
     min_firings: int = field(default=20)
     seed: int = field(default=0)
@@ -71,7 +74,8 @@ def main() -> None:
         result = measure_feature_survival(
             teacher, sae, student, blocks, hook_name=args.hook_name, student_hook=args.student_hook, n_tokens=n_tokens,
             batch_size=args.batch_size, held_out=args.held_out, ridge=args.ridge, null_students=args.null_students,
-            token_baseline=args.token_baseline, threshold=args.threshold, min_firings=args.min_firings,
+            token_baseline=args.token_baseline, probe=args.probe, probe_epochs=args.probe_epochs,
+            probe_lr=args.probe_lr, threshold=args.threshold, min_firings=args.min_firings,
             seed=args.seed, device=args.device,
         )
         result.metadata.update(student=name, teacher=args.teacher_name_or_path, sae=args.sae_path)

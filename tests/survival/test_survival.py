@@ -132,11 +132,11 @@ def random_projection_students(teacher, width, seeds):
     return [PlantedStudent(teacher, torch.linalg.qr(torch.randn(D_T, width, generator=g))[0]) for g in generators]
 
 
-def survival_of(planted, kept, **kwargs):
+def survival_of(planted, kept, seeds=(11, 12, 13), n_tokens=20_000, **kwargs):
     teacher, sae, directions, rows = planted
     student = PlantedStudent(teacher, directions[:, kept])
-    nulls = random_projection_students(teacher, len(kept), [11, 12, 13])
-    return measure_feature_survival(teacher, sae, student, rows, n_tokens=20_000, null_students=nulls,
+    nulls = random_projection_students(teacher, len(kept), seeds)
+    return measure_feature_survival(teacher, sae, student, rows, n_tokens=n_tokens, null_students=nulls,
                                     progress=False, **kwargs)
 
 
@@ -152,6 +152,18 @@ def test_a_student_holding_exact_copies_keeps_exactly_those_latents(planted, kep
     assert score[kept].min() > 0.95 and np.delete(score, kept).max() < 0.05
     if kept == list(range(8)):  # the top-8 staircase: k* = F_S = 8 at d_S = 8, g_eff = 1
         assert survival.k_star() == 8 and survival.g_eff() == 1.0
+
+
+def test_relu_probe_reads_through_the_threshold_that_a_linear_read_out_cannot(planted):
+    kept = [0, 1, 2, 3, 4, 5, 6, 7]
+    linear, relu = survival_of(planted, kept, seeds=[11]), survival_of(planted, kept, seeds=[11], probe="relu")
+    # z = ReLU(u - 1) with u an exact coordinate of the student's residual: a ReLU probe recovers it (up to its
+    # 3 x 30 streamed Adam steps), a line cannot
+    assert relu.r2["student"][kept].min() > 0.9 and linear.r2["student"][kept].max() < 0.5
+    assert np.flatnonzero(relu.survived()).tolist() == kept
+    assert relu.r2["shuffled"].max() < 0.01 and relu.metadata["probe"] == "relu"
+    with pytest.raises(ValueError, match="probe must be"):
+        survival_of(planted, kept, probe="mlp")
 
 
 def test_ceiling_normalisation_is_one_for_the_teacher_against_itself(planted):
