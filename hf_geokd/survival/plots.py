@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps, patheffects
 
 from ..reporting.plots import new_figure, save_figure
 from .result import FeatureSurvival
@@ -35,18 +36,20 @@ def plot_staircase(results: Sequence[FeatureSurvival], path: str | Path, title: 
     edges = np.unique(np.linspace(0, n_features, columns + 1).round().astype(int))
     grid = np.array([_binned_survival(result, edges) for result in results])
     figure, (heat, curves) = new_figure(1, 2, figsize=(12.0, 1.2 + 0.55 * len(results) + 2.4))
-    image = heat.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest",
+    cmap = colormaps["viridis"].with_extremes(bad="0.85")  # grey: no scorable latent in the bin
+    outline = [patheffects.Stroke(linewidth=4, foreground="black"), patheffects.Normal()]
+    image = heat.imshow(grid, aspect="auto", cmap=cmap, vmin=0, vmax=1, interpolation="nearest",
                         extent=(0, n_features, len(results) - 0.5, -0.5))
     kinds = list(results[0].predicted_kept())
     for row, result in enumerate(results):
-        heat.plot([result.k_star()] * 2, [row - 0.45, row + 0.45], color="white", linewidth=2.5)
+        heat.plot([result.k_star()] * 2, [row - 0.45, row + 0.45], color="white", linewidth=2.5, path_effects=outline)
         for index, (kind, kept) in enumerate(result.predicted_kept().items()):
             heat.plot([kept] * 2, [row - 0.45, row + 0.45], color=f"C{index + 1}", linewidth=1.2,
                       label=f"F_S [{kind}]" if row == 0 else None)
-    heat.plot([], [], color="white", linewidth=2.5, label="measured k*")
+    heat.plot([], [], color="white", linewidth=2.5, path_effects=outline, label="measured k*")
     heat.set_yticks(range(len(results)), [f"d_S={result.student_width}" for result in results])
     heat.set_xlabel("teacher latent, by importance rank")
-    heat.set_title("share surviving (rank bins)")
+    heat.set_title("share surviving (rank bins; grey: none scorable)")
     heat.legend(fontsize=7, loc="lower right", facecolor="0.85", ncol=max(1, len(kinds) // 3))
     figure.colorbar(image, ax=heat, fraction=0.04)
     log_edges = np.unique(np.geomspace(1, n_features + 1, 25).round().astype(int)) - 1

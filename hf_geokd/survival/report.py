@@ -15,7 +15,7 @@ from .staircase import by_width, fit_g_eff, survival_staircase
 
 TABLE_COLUMNS = {
     "student_width": "d_S", "scorable": "scorable", "unscorable": "excluded", "survived@0.3": "surv@0.3",
-    "survived@0.5": "surv@0.5", "survived@0.7": "surv@0.7", "survived_random_mean": "random-init surv@0.5 (mean)",
+    "survived@0.5": "surv@0.5", "survived@0.7": "surv@0.7", "survived_random_mean": "random-init above 0.5 (mean)",
     "mean_score[student]": "mean score", "mean_score[shuffled]": "shuffled score", "mean_score[token]": "token score",
     "k_star": "k*", "g_eff": "g_eff = k*/d_S",
 }

@@ -143,11 +143,16 @@ class FeatureSurvival:
         return np.max(controls, axis=0) if controls else np.full(self.n_features, -np.inf)
 
     def survived(self, threshold: float | None = None, reader: str = STUDENT_READER) -> np.ndarray:
-        """Boolean per latent: scorable, normalised score above ``threshold`` and above the controls' null."""
+        """Boolean per latent: scorable, normalised score above ``threshold`` and above the controls' null.
+
+        For a control reader (``random_<seed>``, ``shuffled``, ``token``) only the threshold applies: the null is made
+        of the controls, so it is not a bar they are held to.
+        """
         threshold = self.threshold if threshold is None else threshold
         score = self.score(reader)
         with np.errstate(invalid="ignore"):
-            return self.scorable & (score > threshold) & (score > self.null())
+            above = self.scorable & (score > threshold)
+            return above & (score > self.null()) if reader == STUDENT_READER else above
 
     # ---------------------------------------------------------------------------------------------- staircase
     def k_star(self, threshold: float | None = None, reader: str = STUDENT_READER) -> int:

@@ -179,6 +179,9 @@ def test_controls_shuffled_at_chance_tokens_explain_token_features(planted):
     assert np.abs(shuffled).max() < 0.02  # held-out R^2 of pairings with other positions is zero up to noise
     randoms = np.stack([survival.score(name) for name in survival.random_readers])
     assert randoms.shape[0] == 3 and 0.05 < randoms.mean() < 0.6  # a random 8-dim projection reads ~8/32 of each
+    above = [int(survival.survived(reader=name).sum()) for name in survival.random_readers]
+    assert survival.summary()["survived_random_mean"] == pytest.approx(np.mean(above))
+    assert [int((score > 0.5).sum()) for score in randoms] == above  # controls: the threshold alone
     # every latent here is a function of the token id: the token-identity read-out recovers them all
     assert survival.r2["token"].numpy().min() > 0.8
 
