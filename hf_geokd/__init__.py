@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for IDEs and type che
     )
     from .probing import ProbeCallback, run_probes
     from .sae import load_sae, measure_feature_stats, push_sae_to_hub, train_sae
+    from .survival import FeatureSurvival, measure_feature_survival
 
 _LAZY = {
     "toy": ("hf_geokd.toy", None),
@@ -55,6 +56,8 @@ _LAZY = {
     "push_sae_to_hub": ("hf_geokd.sae", "push_sae_to_hub"),
     "run_probes": ("hf_geokd.probing", "run_probes"),
     "ProbeCallback": ("hf_geokd.probing", "ProbeCallback"),
+    "measure_feature_survival": ("hf_geokd.survival", "measure_feature_survival"),
+    "FeatureSurvival": ("hf_geokd.survival", "FeatureSurvival"),
 }
 
 
@@ -71,9 +74,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "CAPACITY_KINDS", "CapacityWarning", "DistillationConfig", "DistillationTrainer", "FeatureStats", "FittedCapacity",
-    "FloorPredictor", "LossFloorCallback", "PowerLawFit", "ProbeCallback", "TwoComponentFit", "build_student",
-    "capacity", "critical_width", "fit_power_law", "fit_two_component", "kept_features", "load_sae",
-    "measure_feature_stats", "predicted_floor", "push_sae_to_hub", "pythia_config", "run_probes", "student_config",
-    "toy", "train_sae",
+    "CAPACITY_KINDS", "CapacityWarning", "DistillationConfig", "DistillationTrainer", "FeatureStats",
+    "FeatureSurvival", "FittedCapacity", "FloorPredictor", "LossFloorCallback", "PowerLawFit", "ProbeCallback",
+    "TwoComponentFit", "build_student", "capacity", "critical_width", "fit_power_law", "fit_two_component",
+    "kept_features", "load_sae", "measure_feature_stats", "measure_feature_survival", "predicted_floor",
+    "push_sae_to_hub", "pythia_config", "run_probes", "student_config", "toy", "train_sae",
 ]

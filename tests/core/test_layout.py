@@ -11,7 +11,7 @@ PACKAGE = Path(hf_geokd.__file__).parent
 # Each group may import the core and the groups listed for it (module-level imports); "core" is the top level.
 ALLOWED = {
     # hf_geokd/__init__.py, lazily
-    "facade": {"data", "reporting", "sae", "distill", "probing", "toy", "validate", "apps"},
+    "facade": {"data", "reporting", "sae", "distill", "probing", "toy", "validate", "survival", "apps"},
     "core": set(),
     "data": set(),
     "reporting": set(),
@@ -20,7 +20,8 @@ ALLOWED = {
     "probing": {"data"},
     "toy": {"reporting"},
     "validate": {"toy", "reporting"},
-    "apps": {"data", "reporting", "sae", "distill", "probing", "toy", "validate"},
+    "survival": {"data", "reporting"},
+    "apps": {"data", "reporting", "sae", "distill", "probing", "toy", "validate", "survival"},
 }
 DEFERRED_MARK = "Deferred"
 

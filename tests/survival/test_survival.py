@@ -1,0 +1,272 @@
+"""Feature survival: the streaming read-out against a direct fit, and planted students whose survivors are known."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hf_geokd import FeatureStats, FloorPredictor
+from hf_geokd.survival import (
+    FeatureSurvival,
+    RidgeReadout,
+    TokenBaseline,
+    fit_g_eff,
+    measure_feature_survival,
+    measured_capacity,
+    survival_staircase,
+    survivor_jaccard,
+    write_survival_study,
+)
+from hf_geokd.survival.hooks import matching_hook
+from hf_geokd.survival.result import step_cutoff
+
+VOCAB, D_T, SEQ = 3000, 32, 64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: several threads per op only fight over a busy machine's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def direct_ridge_r2(x_train, y_train, x_test, y_test, ridge):
+    """Ridge on centred train data (penalty relative to tr(C)/d), R^2 on the test rows, in numpy."""
+    mx, my = x_train.mean(0), y_train.mean(0)
+    cov = (x_train - mx).T @ (x_train - mx) / len(x_train)
+    w = np.linalg.solve(cov + ridge * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0]),
+                        (x_train - mx).T @ (y_train - my) / len(x_train))
+    prediction = x_test @ w + (my - mx @ w)
+    return 1 - ((y_test - prediction) ** 2).sum(0) / ((y_test - y_test.mean(0)) ** 2).sum(0)
+
+
+def test_streamed_ridge_equals_the_direct_fit():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(3000, 6, generator=generator) + 2.0
+    y = torch.relu(x @ torch.randn(6, 5, generator=generator) + torch.randn(3000, 5, generator=generator))
+    held_out = torch.rand(3000, generator=generator) < 0.3
+    readout = RidgeReadout(6, 5, ridge=0.1)
+    for chunk in torch.arange(3000).split(700):  # streamed in uneven chunks
+        readout.update(x[chunk], y[chunk], held_out[chunk])
+    xd, yd, h = x.double().numpy(), y.double().numpy(), held_out.numpy()
+    expected = direct_ridge_r2(xd[~h], yd[~h], xd[h], yd[h], 0.1)
+    np.testing.assert_allclose(readout.held_out_r2().numpy(), expected, rtol=1e-9, atol=1e-12)
+    assert expected.min() > 0.2  # the targets are predictable: the comparison is not between two zeros
+
+
+def test_token_baseline_equals_per_token_means():
+    generator = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, 20, (4000,), generator=generator)
+    y = torch.randn(20, 3, generator=generator)[tokens] + 0.5 * torch.randn(4000, 3, generator=generator)
+    held_out = torch.rand(4000, generator=generator) < 0.25
+    baseline = TokenBaseline(20, 3)
+    baseline.update(tokens, y, held_out)
+    train_t, train_y = tokens[~held_out].numpy(), y[~held_out].double().numpy()
+    global_mean = train_y.mean(0)
+    means = np.stack([(train_y[train_t == v].sum(0) + global_mean) / ((train_t == v).sum() + 1) for v in range(20)])
+    test_y = y[held_out].double().numpy()
+    prediction = means[tokens[held_out].numpy()]
+    expected = 1 - ((test_y - prediction) ** 2).sum(0) / ((test_y - test_y.mean(0)) ** 2).sum(0)
+    np.testing.assert_allclose(baseline.held_out_r2().numpy(), expected, rtol=1e-9)
+
+
+# ------------------------------------------------------------------------------------- a planted teacher and SAE
+class ToyLM(nn.Module):
+    """Residual stream x = E[token] at module ``layers.0``: its coordinates along the SAE's orthonormal directions
+    are independent N(0, 1) per token id."""
+
+    def __init__(self, embedding: torch.Tensor) -> None:
+        super().__init__()
+        self.embed = nn.Embedding.from_pretrained(embedding)
+        self.layers = nn.ModuleList([nn.Identity()])
+        self.config = SimpleNamespace(vocab_size=embedding.shape[0])
+
+    def forward(self, input_ids, attention_mask=None):
+        return self.layers[0](self.embed(input_ids))
+
+
+class PlantedStudent(nn.Module):
+    """A student of width d_S whose residual (``layers.0``) is the teacher's projected onto d_S given directions."""
+
+    def __init__(self, teacher: ToyLM, directions: torch.Tensor) -> None:
+        super().__init__()
+        self.embed = teacher.embed
+        self.layers = nn.ModuleList([nn.Linear(directions.shape[0], directions.shape[1], bias=False)])
+        self.layers[0].weight.data = directions.T.clone()
+
+    def forward(self, input_ids, attention_mask=None):
+        return self.layers[0](self.embed(input_ids))
+
+
+class ToySAE(nn.Module):
+    """z = ReLU(U^T x - 1) with orthonormal U; decoder norms 0.8^i make latent i the i-th most important."""
+
+    def __init__(self, directions: torch.Tensor) -> None:
+        super().__init__()
+        self.W_enc = nn.Parameter(directions.clone())
+        self.b_enc = nn.Parameter(-torch.ones(directions.shape[1]))
+        norms = 0.8 ** torch.arange(directions.shape[1], dtype=torch.float32)
+        self.W_dec = nn.Parameter(directions.T * norms[:, None])
+        self.cfg = SimpleNamespace(d_in=directions.shape[0], d_sae=directions.shape[1],
+                                   metadata=SimpleNamespace(hook_name="layers.0"))
+
+    def encode(self, x):
+        return torch.relu(x @ self.W_enc + self.b_enc)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    generator = torch.Generator().manual_seed(0)
+    directions = torch.linalg.qr(torch.randn(D_T, D_T, generator=generator))[0]
+    teacher = ToyLM(torch.randn(VOCAB, D_T, generator=generator) @ directions.T)
+    rows = [{"input_ids": torch.randint(0, VOCAB, (SEQ,), generator=generator).tolist()} for _ in range(400)]
+    return teacher, ToySAE(directions), directions, rows
+
+
+def random_projection_students(teacher, width, seeds):
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    return [PlantedStudent(teacher, torch.linalg.qr(torch.randn(D_T, width, generator=g))[0]) for g in generators]
+
+
+def survival_of(planted, kept, seeds=(11, 12, 13), n_tokens=20_000, **kwargs):
+    teacher, sae, directions, rows = planted
+    student = PlantedStudent(teacher, directions[:, kept])
+    nulls = random_projection_students(teacher, len(kept), seeds)
+    return measure_feature_survival(teacher, sae, student, rows, n_tokens=n_tokens, null_students=nulls,
+                                    progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("kept", [[0, 1, 2, 3, 4, 5, 6, 7], [3, 9, 14, 20, 27, 30]])
+def test_a_student_holding_exact_copies_keeps_exactly_those_latents(planted, kept):
+    survival = survival_of(planted, kept)
+    assert survival.latent.tolist() == list(range(D_T))  # importance order is the planted one
+    assert survival.scorable.all()
+    assert np.flatnonzero(survival.survived()).tolist() == kept
+    for threshold in (0.3, 0.7):
+        assert np.flatnonzero(survival.survived(threshold)).tolist() == kept
+    score = survival.score()
+    assert score[kept].min() > 0.95 and np.delete(score, kept).max() < 0.05
+    if kept == list(range(8)):  # the top-8 staircase: k* = F_S = 8 at d_S = 8, g_eff = 1
+        assert survival.k_star() == 8 and survival.g_eff() == 1.0
+
+
+def test_relu_probe_reads_through_the_threshold_that_a_linear_read_out_cannot(planted):
+    kept = [0, 1, 2, 3, 4, 5, 6, 7]
+    linear, relu = survival_of(planted, kept, seeds=[11]), survival_of(planted, kept, seeds=[11], probe="relu")
+    # z = ReLU(u - 1) with u an exact coordinate of the student's residual: a ReLU probe recovers it (up to its
+    # 3 x 30 streamed Adam steps), a line cannot
+    assert relu.r2["student"][kept].min() > 0.9 and linear.r2["student"][kept].max() < 0.5
+    assert np.flatnonzero(relu.survived()).tolist() == kept
+    assert relu.r2["shuffled"].max() < 0.01 and relu.metadata["probe"] == "relu"
+    with pytest.raises(ValueError, match="probe must be"):
+        survival_of(planted, kept, probe="mlp")
+
+
+def test_ceiling_normalisation_is_one_for_the_teacher_against_itself(planted):
+    teacher, sae, _, rows = planted
+    survival = measure_feature_survival(teacher, sae, teacher, rows, n_tokens=8_000, null_students=0, progress=False)
+    np.testing.assert_allclose(survival.score()[survival.scorable], 1.0, rtol=1e-6)
+    assert survival.scorable.sum() == D_T
+
+
+def test_controls_shuffled_at_chance_tokens_explain_token_features(planted):
+    survival = survival_of(planted, list(range(8)))
+    shuffled = survival.r2["shuffled"].numpy()
+    assert np.abs(shuffled).max() < 0.02  # held-out R^2 of pairings with other positions is zero up to noise
+    randoms = np.stack([survival.score(name) for name in survival.random_readers])
+    assert randoms.shape[0] == 3 and 0.05 < randoms.mean() < 0.6  # a random 8-dim projection reads ~8/32 of each
+    above = [int(survival.survived(reader=name).sum()) for name in survival.random_readers]
+    assert survival.summary()["survived_random_mean"] == pytest.approx(np.mean(above))
+    assert [int((score > 0.5).sum()) for score in randoms] == above  # controls: the threshold alone
+    # every latent here is a function of the token id: the token-identity read-out recovers them all
+    assert survival.r2["token"].numpy().min() > 0.8
+
+
+def test_save_load_plot_and_the_staircase_across_widths(planted, tmp_path):
+    narrow, wide = survival_of(planted, [0, 1, 2, 3]), survival_of(planted, list(range(8)))
+    summary = write_survival_study([wide, narrow], tmp_path)
+    assert summary["widths"] == [4, 8] and summary["k_star"] == [4, 8] and summary["g_eff_fit"] == pytest.approx(1)
+    loaded = FeatureSurvival.load(tmp_path / "d_S=4")
+    assert loaded.summary() == pytest.approx(narrow.summary(), nan_ok=True)
+    np.testing.assert_array_equal(loaded.survived(), narrow.survived())
+    table = survival_staircase([wide, loaded])
+    assert table["student_width"].tolist() == [4, 8] and table["k_star"].tolist() == [4, 8]
+    assert table["F_S[info]"].tolist() == [int(4 * D_T / narrow.l0), D_T]  # g = 1/p = F / L0, capped at F
+    assert not table["saturated"].any()
+    shifted = survival_of(planted, list(range(4, 12)))
+    assert survivor_jaccard([wide, shifted]) == pytest.approx(4 / 12)  # {0..7} and {4..11} share 4 of 12
+    with pytest.raises(ValueError, match="same width"):
+        survivor_jaccard([wide, narrow])
+    assert fit_g_eff([narrow, wide]) == pytest.approx(1.0)
+    # the predictor takes the measured capacity: it keeps d_S * g_eff = d_S features
+    stats = FeatureStats.from_counts(D_T, narrow.l0, narrow.importance, d_in=D_T)
+    predictor = FloorPredictor(stats, measured_capacity([narrow, wide]))
+    assert predictor.predict([4, 8, 16])["kept"].tolist() == [4, 8, 16]
+    assert (tmp_path / "staircase.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| 8 | 32 | 0 |" in (tmp_path / "staircase.md").read_text()  # d_S, scorable, excluded
+    with pytest.raises(FileNotFoundError, match="not a FeatureSurvival folder"):
+        FeatureSurvival.load(tmp_path)
+
+
+def test_step_cutoff_and_bad_inputs(planted):
+    assert step_cutoff(np.array([True, True, False, True, True, False, False]), np.arange(1, 8)) == 5
+    assert step_cutoff(np.array([True, True, False, True, False, False]), np.arange(1, 7)) == 2  # ties: the smaller
+    assert step_cutoff(np.array([False, True, True, False, False]), np.array([7, 1, 2, 4, 8])) == 2  # unordered ranks
+    assert step_cutoff(np.array([False, False]), np.array([2, 5])) == 0
+    teacher, sae, directions, rows = planted
+    student = PlantedStudent(teacher, directions[:, :4])
+    with pytest.raises(ValueError, match="held_out"):
+        measure_feature_survival(teacher, sae, student, rows, held_out=1.0, null_students=0, progress=False)
+    with pytest.raises(ValueError, match="yields only"):
+        measure_feature_survival(teacher, sae, student, rows[:2], n_tokens=1000, null_students=0, progress=False)
+    with pytest.raises(ValueError, match="no .config"):
+        measure_feature_survival(teacher, sae, student, rows, progress=False)
+    with pytest.raises(ValueError, match="n_tokens must be a positive integer"):
+        measure_feature_survival(teacher, sae, student, rows, n_tokens=0, null_students=0, progress=False)
+    student.config = SimpleNamespace(vocab_size=VOCAB // 2)
+    with pytest.raises(ValueError, match="vocab_size"):
+        measure_feature_survival(teacher, sae, student, rows, null_students=0, progress=False)
+    del student.config
+    with pytest.raises(ValueError, match="not a module"):
+        measure_feature_survival(teacher, sae, student, rows, student_hook="layers.7", null_students=0, progress=False)
+
+
+def test_relative_depth_and_random_students_of_a_transformers_model():
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    from hf_geokd.survival import random_students
+
+    def model(layers, width):
+        return GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=64, hidden_size=width, num_hidden_layers=layers,
+                                                num_attention_heads=2, intermediate_size=2 * width))
+
+    teacher, student = model(4, 16), model(2, 8)
+    assert matching_hook(teacher, "gpt_neox.layers.1", student) == "gpt_neox.layers.0"
+    assert matching_hook(teacher, "gpt_neox.layers.3", student) == "gpt_neox.layers.1"
+    assert matching_hook(teacher, "gpt_neox.layers.2", model(4, 8)) == "gpt_neox.layers.2"
+    first, second, again = random_students(student, [1, 2, 1])
+    weight = "gpt_neox.embed_in.weight"
+    assert not torch.equal(first.state_dict()[weight], second.state_dict()[weight])
+    assert torch.equal(first.state_dict()[weight], again.state_dict()[weight])
+    assert first.config.hidden_size == 8
+
+
+def test_toy_read_out_ranks_kept_features_above_dropped_ones():
+    from hf_geokd.survival.known import kept_set_recovery, toy_feature_scores
+
+    # a width-3 toy student keeping features 0-2 on their own axes and 3-4 in superposition on a fourth direction
+    # pair; features 5-7 are dropped (zero columns) and one (8) is barely embedded (norm 0.1 < 0.5)
+    W = torch.zeros(3, 9)
+    W[:, :3] = torch.eye(3)
+    W[0, 3], W[1, 4] = 0.9, -0.9
+    W[2, 8] = 0.1
+    scores = toy_feature_scores(W, alpha=0.9, n_samples=20_000)
+    norms = W.norm(dim=0).numpy()
+    assert scores[5:8].max() < 0.01  # dropped features: nothing to read
+    result = kept_set_recovery(scores, norms)
+    assert result["auc"] == 1.0 and result["kept"] == 5
+    assert scores[8] < 0.5 < scores[:3].min()  # the feature below the kept threshold reads out below survival
