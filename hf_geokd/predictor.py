@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,9 @@ class FloorPredictor(
         return self.stats.n_features / self.capacity
 
     def _check_widths(self, widths: Iterable[int] | int) -> list[int]:
-        widths = [widths] if isinstance(widths, (int, float)) else list(widths)
+        if isinstance(widths, (str, bytes)):
+            raise ValueError(f"widths must be integers (student hidden sizes), got the string {widths!r}.")
+        widths = [widths] if isinstance(widths, numbers.Number) else list(widths)
         if not widths:
             raise ValueError("widths is empty: pass one or more student hidden sizes, e.g. [128, 256, 512].")
         checked = [check_width(width, "widths") for width in widths]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -21,6 +22,21 @@ def _from_sae(args: argparse.Namespace) -> FloorPredictor:
                                    allow_wider=args.allow_wider)
 
 
+def _check_plain_numbers(args: argparse.Namespace) -> None:
+    """Name the flag when a plain number is out of range (before the library names its Python keyword)."""
+    if args.n_features <= 0:
+        raise ValueError(f"--n-features must be a positive count of alive features, got {args.n_features}.")
+    if not 0 <= args.l0 <= args.n_features:
+        raise ValueError(f"--l0 must lie in [0, --n-features = {args.n_features}], got {args.l0}.")
+    if args.d_in is not None and args.d_in <= 0:
+        raise ValueError(f"--d-in must be a positive hidden size, got {args.d_in}.")
+    if not 0 <= args.zipf_exponent < math.inf:
+        raise ValueError(
+            f"--zipf-exponent must be a finite number >= 0 (contributions fall with rank; 0 is a flat spectrum), "
+            f"got {args.zipf_exponent}."
+        )
+
+
 def load_predictor(args: argparse.Namespace):
     """A FloorPredictor from a saved predictor or stats folder, a Hub repo, or plain numbers (--n-features, --l0)."""
     if args.source is None:
@@ -31,6 +47,7 @@ def load_predictor(args: argparse.Namespace):
                 "plain numbers give F and L0 but no importance spectrum: pass --zipf-exponent BETA to assume "
                 "contributions proportional to rank^-BETA, or point at measured stats."
             )
+        _check_plain_numbers(args)
         ranks = np.arange(1, args.n_features + 1, dtype=np.float64)
         stats = FeatureStats.from_counts(
             args.n_features, args.l0, ranks ** (-args.zipf_exponent), d_in=args.d_in,
