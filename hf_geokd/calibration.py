@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .checks import check_paired
+from .files import known_fields
 
 BOOTSTRAP_SAMPLES = 2000
 GAMMA_RANGE = (1e-3, 4.0)
@@ -84,7 +85,7 @@ class TwoComponentFit:
 
     @classmethod
     def from_dict(cls, data: dict) -> TwoComponentFit:
-        data = dict(data)
+        data = known_fields(cls, data, "the saved calibration")
         data["C_interval"] = tuple(data["C_interval"])
         data["B_interval"] = tuple(data["B_interval"])
         return cls(**data)
