@@ -285,8 +285,8 @@ class FloorPredictor(
             clobbered = self._foreign_files(folder)
             if clobbered:
                 raise FileExistsError(
-                    f"{folder} already holds {', '.join(clobbered)} that are not this predictor's: save into another "
-                    "folder, or pass overwrite=True to replace them."
+                    f"{folder} already holds {', '.join(clobbered)}, not this predictor's: save into another folder, "
+                    "or pass overwrite=True to replace them."
                 )
         card = folder / CARD_NAME
         replace_card = card.is_file() and (overwrite or _is_predictor_card(card))

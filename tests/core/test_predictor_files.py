@@ -17,7 +17,7 @@ def predictor() -> FloorPredictor:
 def test_a_foreign_config_is_refused_then_replaced_only_when_told(tmp_path, predictor):
     foreign = '{"model_type": "gpt_neox", "hidden_size": 64}'
     (tmp_path / "config.json").write_text(foreign)
-    with pytest.raises(FileExistsError, match=r"already holds config.json .* overwrite=True"):
+    with pytest.raises(FileExistsError, match=r"already holds config.json, not this predictor.s: .* overwrite=True"):
         predictor.save_pretrained(tmp_path)
     assert (tmp_path / "config.json").read_text() == foreign
     assert not (tmp_path / "feature_stats.json").exists()
