@@ -321,10 +321,15 @@ class FloorPredictor(
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> FloorPredictor:
         """Load a predictor saved by :meth:`save_pretrained` from a folder or a Hub repo (``ModelHubMixin``'s
         arguments: ``revision``, ``cache_dir``, ``token``, ...). A path that does not exist, a Hub repo that cannot
-        be read and a damaged file each raise an error that names them."""
+        be read and a damaged file each raise an error that names them. A folder of bare ``FeatureStats`` (no
+        ``config.json``) gives a predictor with default settings."""
         source = str(pretrained_model_name_or_path)
         folder = local_folder(pretrained_model_name_or_path)
-        if folder is not None and (folder / PREDICTOR_CONFIG_NAME).is_file():
+        if folder is not None and not (folder / PREDICTOR_CONFIG_NAME).is_file():  # a FeatureStats folder
+            init_kwargs = {key: value for key, value in kwargs.items() if key in ("capacity_kind", "calibration",
+                                                                                  "allow_wider")}
+            return cls(FeatureStats.load(folder), **init_kwargs)
+        if folder is not None:
             read_json(folder / PREDICTOR_CONFIG_NAME)  # a damaged config.json is named here, not by json.load
         try:
             return super().from_pretrained(source, **kwargs)

@@ -13,7 +13,7 @@ import numpy as np
 from ..capacity import CAPACITY_KINDS, critical_widths
 from ..paper import paper_checks
 from ..predictor import DEFAULT_WIDTHS, FloorPredictor, default_widths
-from ..stats import STATS_CONFIG_NAME, FeatureStats
+from ..stats import FeatureStats
 from ..tables import markdown_table
 from ..validate.protocols import PROTOCOLS
 
@@ -27,6 +27,7 @@ FLAG_NAMES = {
     "checkpoint_dir ": "--out ",
     "widths must": "--widths must",
     "widths [": "--widths [",
+    "seeds must": "--seeds must",
     "pass model= and dataset= to measure them": (
         "measure them first (in Python: FloorPredictor.from_sae(..., model=, dataset=) or "
         "hf_geokd.sae.measure_feature_stats, then save)"
@@ -85,11 +86,8 @@ def load_predictor(args: argparse.Namespace):
             metadata={"spectrum": f"assumed rank^-{args.zipf_exponent}"},
         )
         return FloorPredictor(stats, args.kind or "paper", allow_wider=args.allow_wider)
-    folder = Path(args.source)
     if args.sae_id is not None:
         return _from_sae(args)
-    if folder.is_dir() and (folder / STATS_CONFIG_NAME).is_file() and not (folder / "config.json").is_file():
-        return FloorPredictor(FeatureStats.load(folder), args.kind or "paper", allow_wider=args.allow_wider)
     try:
         saved = FloorPredictor.from_pretrained(args.source)
     except FileNotFoundError:  # not a predictor: an SAE folder or repo with stored statistics

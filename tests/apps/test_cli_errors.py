@@ -19,6 +19,7 @@ def bad_commands(folder):
     (folder / "a-file").write_text("x")
     (folder / "foreign").mkdir()
     (folder / "foreign" / "config.json").write_text(json.dumps({"model_type": "gpt_neox"}))
+    (folder / "empty").mkdir()
     (folder / "damaged").mkdir()
     (folder / "damaged" / "feature_stats.json").write_text("{")
     (folder / "damaged" / "feature_stats.safetensors").write_bytes(b"")
@@ -26,6 +27,8 @@ def bad_commands(folder):
         (["predict", str(folder / "missing" / "dir")], "missing/dir does not exist"),
         (["predict", "a/b/c"], "a/b/c does not exist, and it is not a Hub repo id"),
         (["predict", str(folder / "a-file")], "a-file is a file: pass the folder"),
+        (["predict", str(folder / "empty")], "has no feature_stats.json beside the SAE: measure them first"),
+        (["toy", "--preset", "smoke", "--seeds", "0", "--out", str(folder / "toy")], "--seeds must be a positive"),
         (["predict", str(folder / "damaged")], "feature_stats.safetensors is not a readable safetensors file"),
         ([*PLAIN, "--save", str(folder / "a-file")], "--save"),
         ([*PLAIN, "--save", str(folder / "foreign")], "pass --overwrite to replace them"),
@@ -83,7 +86,7 @@ def test_each_bad_command_in_a_fresh_process(tmp_path):
     try:
         missing_repo = (["predict", "me/no-such-repo"], "the Hub has no repo of that name")
         cases = bad_commands(tmp_path)  # one of each kind (each process costs seconds; all run in-process above)
-        for argv, expected in [cases[0], cases[3], cases[4], cases[5], cases[10], missing_repo]:
+        for argv, expected in [cases[0], cases[3], cases[5], cases[6], cases[7], cases[12], missing_repo]:
             result = run_cli(argv, env={"HF_ENDPOINT": url, "HF_HUB_OFFLINE": "0", "HF_HUB_CACHE": str(tmp_path)})
             err = result.stderr.strip()
             assert result.returncode == 2, (argv, err)
