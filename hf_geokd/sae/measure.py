@@ -37,6 +37,11 @@ def _real_tokens(row, index: int) -> dict[str, list[int]]:
     The mask must be one run of ones (left or right padding); a row with holes in its mask, or with no real token,
     is refused by name rather than measured wrongly.
     """
+    if isinstance(row, (str, bytes)):
+        raise ValueError(
+            f"row {index} is text ({row[:30]!r}), not token ids: tokenize the dataset first (a dict of columns is "
+            "iterated by its keys: pass a list of rows or a datasets.Dataset)."
+        )
     tokens = row.get("input_ids") if isinstance(row, dict) else row
     if tokens is None:
         raise ValueError(f"row {index} has no input_ids (keys: {sorted(row)}): pass tokenized rows.")

@@ -92,6 +92,7 @@ def test_bad_arguments_are_refused_before_measuring(sae, kwargs, message):
         ([{"input_ids": [1, 2, 3], "attention_mask": [1, 0, 1]}], "row 0's attention_mask has holes"),
         ([{"input_ids": [1, 2, 3], "attention_mask": [1, 1]}], "row 0 has 3 input_ids but 2 attention_mask"),
         ([{"text": "hello"}], "row 0 has no input_ids"),
+        ({"input_ids": [[1, 2]]}, "row 0 is text .*'input_ids'.*, not token ids"),
         ([[1, 2, VOCAB]], rf"token id {VOCAB} is outside the model's vocabulary \[0, {VOCAB}\)"),
         ([[1, -1]], "token id -1 is outside"),
     ],
