@@ -10,6 +10,12 @@ from hf_geokd.calibration import PowerLawWarning, fit_power_law
 WIDTHS = np.array([8.0, 16.0, 32.0, 64.0])
 
 
+@pytest.fixture(autouse=True)
+def few_bootstrap_samples(monkeypatch):
+    """The warnings depend on the point fit only: a short bootstrap keeps these tests fast."""
+    monkeypatch.setattr("hf_geokd.calibration.BOOTSTRAP_SAMPLES", 20)
+
+
 def test_rising_floors_warn():
     with pytest.warns(PowerLawWarning, match="do not fall with width"):
         fit = fit_power_law(WIDTHS, [0.1, 0.2, 0.3, 0.5])
