@@ -48,13 +48,13 @@ def _decode_kind(kind: CapacityKind | dict) -> CapacityKind:
         kind, dict) else kind
 
 
-def _is_predictor_config(path: Path, config: dict[str, Any]) -> bool:
-    """Whether ``path`` is a FloorPredictor's ``config.json`` (it has every key ``config`` has)."""
+def _is_predictor_config(path: Path) -> bool:
+    """Whether ``path`` is a FloorPredictor's ``config.json`` (of this version or an earlier one)."""
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(saved, dict) and set(config) <= set(saved)
+    return isinstance(saved, dict) and {"capacity_kind", "calibration", "allow_wider"} <= set(saved)
 
 
 def _is_predictor_card(path: Path) -> bool:
@@ -305,7 +305,7 @@ class FloorPredictor(
     def _foreign_files(self, folder: Path) -> list[str]:
         """Files in ``folder`` that saving would replace and that are not this predictor's (or any predictor's)."""
         config = folder / PREDICTOR_CONFIG_NAME
-        if config.is_file() and _is_predictor_config(config, self.config()):
+        if config.is_file() and _is_predictor_config(config):
             return []
         foreign = [PREDICTOR_CONFIG_NAME] if config.is_file() else []
         stats_files = [name for name in (STATS_CONFIG_NAME, STATS_WEIGHTS_NAME) if (folder / name).is_file()]
@@ -326,8 +326,8 @@ class FloorPredictor(
         source = str(pretrained_model_name_or_path)
         folder = local_folder(pretrained_model_name_or_path)
         if folder is not None and not (folder / PREDICTOR_CONFIG_NAME).is_file():  # a FeatureStats folder
-            init_kwargs = {key: value for key, value in kwargs.items() if key in ("capacity_kind", "calibration",
-                                                                                  "allow_wider")}
+            settings = ("capacity_kind", "calibration", "allow_wider", "floor_model")
+            init_kwargs = {key: value for key, value in kwargs.items() if key in settings}
             return cls(FeatureStats.load(folder), **init_kwargs)
         if folder is not None:
             read_json(folder / PREDICTOR_CONFIG_NAME)  # a damaged config.json is named here, not by json.load
