@@ -13,14 +13,22 @@ Both report R^2 = 1 - SS_res / SS_tot and percentile bootstrap intervals (resamp
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from .checks import check_paired
+from .files import known_fields
 
 BOOTSTRAP_SAMPLES = 2000
+GAMMA_RANGE = (1e-3, 4.0)
+GRID_POINTS = 1000
+
+
+class PowerLawWarning(UserWarning):
+    """The observed floors do not have Eq. 4's shape: the fitted a, gamma and c do not describe them."""
 
 
 def r_squared(observed: np.ndarray, fitted: np.ndarray) -> float:
@@ -77,7 +85,7 @@ class TwoComponentFit:
 
     @classmethod
     def from_dict(cls, data: dict) -> TwoComponentFit:
-        data = dict(data)
+        data = known_fields(cls, data, "the saved calibration")
         data["C_interval"] = tuple(data["C_interval"])
         data["B_interval"] = tuple(data["B_interval"])
         return cls(**data)
@@ -188,29 +196,55 @@ def _profile(widths: np.ndarray, y: np.ndarray, gammas: np.ndarray) -> tuple[np.
 
 
 def least_squares_power_law(
-    widths: np.ndarray, y: np.ndarray, gamma_range: tuple[float, float] = (1e-3, 4.0)
+    widths: np.ndarray, y: np.ndarray, gamma_range: tuple[float, float] = GAMMA_RANGE
 ) -> tuple[float, float, float]:
     """(a, gamma, c) minimising sum (a x^-gamma + c - y)^2: the profiled residual over gamma on a coarse grid, then
     finer grids around the best point (for each gamma, a and c are a closed-form simple regression on x^-gamma)."""
-    grid = np.linspace(*gamma_range, 1000)
+    grid = np.linspace(*gamma_range, GRID_POINTS)
     for _ in range(2):
         best = int(np.argmin(_profile(widths, y, grid)[2]))
-        grid = np.linspace(grid[max(best - 1, 0)], grid[min(best + 1, grid.size - 1)], 1000)
+        grid = np.linspace(grid[max(best - 1, 0)], grid[min(best + 1, grid.size - 1)], GRID_POINTS)
     a, c, residual = _profile(widths, y, grid)
     best = int(np.argmin(residual))
     return float(a[best]), float(grid[best]), float(c[best])
 
 
+def _warn_if_not_a_decay(a: float, gamma: float) -> None:
+    low, high = GAMMA_RANGE
+    step = (high - low) / (GRID_POINTS - 1)
+    if a <= 0:
+        warnings.warn(
+            f"the observed floors do not fall with width (fitted a = {a:.4g} <= 0, gamma = {gamma:.4g}): Eq. 4 "
+            "describes a decay, so a, gamma and c are meaningless here. Check the floors (are they in width order, "
+            "converged, from the same metric?).",
+            PowerLawWarning,
+            stacklevel=3,
+        )
+    elif gamma < low + step or gamma > high - step:
+        warnings.warn(
+            f"gamma = {gamma:.4g} sits at the edge of its search range [{low:g}, {high:g}]: the best fit lies "
+            "outside it and a, c are compensating; the data do not pin a power law down (too few or too flat points).",
+            PowerLawWarning,
+            stacklevel=3,
+        )
+
+
 def fit_power_law(
     widths: Sequence[float], observed: Sequence[float], seed: int = 0, confidence: float = 0.95
 ) -> PowerLawFit:
-    """Fit L_obs(d_S) = a * d_S^-gamma + c (paper Eq. 4) by profile least squares over gamma in (0, 4]."""
+    """Fit L_obs(d_S) = a * d_S^-gamma + c (paper Eq. 4) by profile least squares over gamma in (0, 4].
+
+    Warns (:class:`PowerLawWarning`) when the floors do not fall with width (fitted a <= 0) or when the best gamma
+    sits at an edge of its search range (the least-squares optimum lies outside it): the numbers are then returned
+    for inspection but do not describe a power-law decay.
+    """
     x, y = check_paired(widths, observed, "widths", "observed", 3)
     if np.any(x <= 0):
         raise ValueError("widths must all be positive for a power law in d_S.")
     if np.unique(x).size < 3:
         raise ValueError("widths needs at least three distinct values to fit a, gamma and c.")
     a, gamma, c = least_squares_power_law(x, y)
+    _warn_if_not_a_decay(a, gamma)
     intervals = _bootstrap(x, y, least_squares_power_law, 3, seed, confidence)
     return PowerLawFit(
         a=a,

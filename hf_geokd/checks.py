@@ -25,13 +25,10 @@ def check_alpha(alpha: float, name: str = "alpha", allow_zero: bool = True) -> f
 
 
 def check_width(width: int, name: str = "width") -> int:
-    """Return ``width`` as an int after checking it is a positive integer."""
-    if isinstance(width, bool) or not isinstance(width, numbers.Integral):
-        if isinstance(width, numbers.Real) and float(width).is_integer():
-            width = int(width)
-        else:
-            raise ValueError(f"{name} must be a positive integer (a hidden size), got {width!r}.")
-    if width <= 0:
+    """Return ``width`` as an int after checking it is a positive integer (an integral float such as 128.0 is
+    accepted; a bool, a fraction or a string is not)."""
+    integral = isinstance(width, numbers.Integral) or (isinstance(width, numbers.Real) and float(width).is_integer())
+    if isinstance(width, bool) or not integral or width <= 0:
         raise ValueError(f"{name} must be a positive integer (a hidden size), got {width!r}.")
     return int(width)
 

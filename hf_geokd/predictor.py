@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import numbers
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from huggingface_hub import ModelCard, ModelHubMixin, hf_hub_download
+from huggingface_hub import ModelCard, ModelHubMixin, hf_hub_download, metadata_load
 from huggingface_hub.errors import EntryNotFoundError
 
 from .calibration import TwoComponentFit, fit_two_component
@@ -25,11 +27,14 @@ from .capacity import (
 )
 from .cards import render_card
 from .checks import check_width, sae_subfolder
+from .files import known_fields, read_json
 from .soft_floor import SHIPPED_SOFT_FLOOR, SoftFloorFit
+from .sources import HUB_UNREACHABLE, hub_error, local_folder
 from .stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME, FeatureStats, stored_feature_stats
 from .tables import markdown_table
 
 PREDICTOR_CONFIG_NAME = "config.json"
+CARD_NAME = "README.md"
 DEFAULT_WIDTHS = (32, 64, 128, 256, 512, 768, 1024)
 
 
@@ -39,7 +44,38 @@ def default_widths(d_in: int | None) -> list[int]:
 
 
 def _decode_kind(kind: CapacityKind | dict) -> CapacityKind:
-    return FittedCapacity(**kind) if isinstance(kind, dict) else kind
+    return FittedCapacity(**known_fields(FittedCapacity, kind, "the saved capacity_kind")) if isinstance(
+        kind, dict) else kind
+
+
+def _is_predictor_config(path: Path) -> bool:
+    """Whether ``path`` is a FloorPredictor's ``config.json`` (of this version or an earlier one)."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and {"capacity_kind", "calibration", "allow_wider"} <= set(saved)
+
+
+def _is_predictor_card(path: Path) -> bool:
+    """Whether ``path`` is a model card hf-geokd wrote for a predictor (its metadata says so)."""
+    try:
+        metadata = metadata_load(path) or {}
+    except (OSError, ValueError):
+        return False
+    return metadata.get("library_name") == "hf-geokd" and "predictor" in (metadata.get("tags") or [])
+
+
+def _same_stats(folder: Path, stats: FeatureStats) -> bool:
+    """Whether ``folder`` holds ``stats`` already (same numbers; saved metadata a subset of ours)."""
+    try:
+        saved = FeatureStats.load(folder)
+    except (OSError, ValueError, TypeError):
+        return False
+    ours, theirs = stats.scalars(), saved.scalars()
+    our_metadata = ours.pop("metadata")
+    metadata_kept = all(our_metadata.get(key) == value for key, value in theirs.pop("metadata").items())
+    return metadata_kept and ours == theirs and saved.contributions.equal(stats.contributions.to(saved.contributions))
 
 
 def _describe(fit: SoftFloorFit) -> str:
@@ -110,7 +146,9 @@ class FloorPredictor(
         return self.stats.n_features / self.capacity
 
     def _check_widths(self, widths: Iterable[int] | int) -> list[int]:
-        widths = [widths] if isinstance(widths, (int, float)) else list(widths)
+        if isinstance(widths, (str, bytes)):
+            raise ValueError(f"widths must be integers (student hidden sizes), got the string {widths!r}.")
+        widths = [widths] if isinstance(widths, numbers.Number) else list(widths)
         if not widths:
             raise ValueError("widths is empty: pass one or more student hidden sizes, e.g. [128, 256, 512].")
         checked = [check_width(width, "widths") for width in widths]
@@ -231,9 +269,72 @@ class FloorPredictor(
             "floor_model": None if self.floor_model is None else self.floor_model.to_dict(),
         }
 
+    def save_pretrained(self, save_directory: str | Path, *, overwrite: bool = False, **kwargs: Any) -> str | None:
+        """Write ``config.json``, ``feature_stats.json``, ``feature_stats.safetensors`` and the model card
+        ``README.md`` into ``save_directory`` (then push them when ``push_to_hub=True``, as ``ModelHubMixin`` does).
+
+        Nothing already there is replaced silently. A folder that holds a FloorPredictor (its ``config.json`` is a
+        predictor's) is updated, its hf-geokd card included. A ``config.json`` of anything else, or different
+        feature statistics, raise ``FileExistsError`` unless ``overwrite=True``. A ``README.md`` that is not an
+        hf-geokd predictor card is kept, with a warning, unless ``overwrite=True``.
+        """
+        folder = Path(save_directory)
+        if folder.exists() and not folder.is_dir():
+            raise FileExistsError(f"{folder} is a file: pass a folder to save the predictor in.")
+        if not overwrite:
+            clobbered = self._foreign_files(folder)
+            if clobbered:
+                raise FileExistsError(
+                    f"{folder} already holds {', '.join(clobbered)}, not this predictor's: save into another folder, "
+                    "or pass overwrite=True to replace them."
+                )
+        card = folder / CARD_NAME
+        replace_card = card.is_file() and (overwrite or _is_predictor_card(card))
+        keep_card = card.is_file() and not replace_card
+        result = super().save_pretrained(folder, **kwargs)
+        if replace_card:  # the mixin never replaces a README.md
+            self.generate_model_card(**(kwargs.get("model_card_kwargs") or {})).save(card)
+        if keep_card:
+            warnings.warn(
+                f"{card} already exists and is not an hf-geokd predictor card: kept it, the predictor's card was not "
+                "written (pass overwrite=True to replace it).",
+                stacklevel=2,
+            )
+        return result
+
+    def _foreign_files(self, folder: Path) -> list[str]:
+        """Files in ``folder`` that saving would replace and that are not this predictor's (or any predictor's)."""
+        config = folder / PREDICTOR_CONFIG_NAME
+        if config.is_file() and _is_predictor_config(config):
+            return []
+        foreign = [PREDICTOR_CONFIG_NAME] if config.is_file() else []
+        stats_files = [name for name in (STATS_CONFIG_NAME, STATS_WEIGHTS_NAME) if (folder / name).is_file()]
+        if stats_files and not _same_stats(folder, self.stats):
+            foreign += stats_files
+        return foreign
+
     def _save_pretrained(self, save_directory: Path) -> None:
         self.stats.save(save_directory)
         (Path(save_directory) / PREDICTOR_CONFIG_NAME).write_text(json.dumps(self.config(), indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> FloorPredictor:
+        """Load a predictor saved by :meth:`save_pretrained` from a folder or a Hub repo (``ModelHubMixin``'s
+        arguments: ``revision``, ``cache_dir``, ``token``, ...). A path that does not exist, a Hub repo that cannot
+        be read and a damaged file each raise an error that names them. A folder of bare ``FeatureStats`` (no
+        ``config.json``) gives a predictor with default settings."""
+        source = str(pretrained_model_name_or_path)
+        folder = local_folder(pretrained_model_name_or_path)
+        if folder is not None and not (folder / PREDICTOR_CONFIG_NAME).is_file():  # a FeatureStats folder
+            settings = ("capacity_kind", "calibration", "allow_wider", "floor_model")
+            init_kwargs = {key: value for key, value in kwargs.items() if key in settings}
+            return cls(FeatureStats.load(folder), **init_kwargs)
+        if folder is not None:
+            read_json(folder / PREDICTOR_CONFIG_NAME)  # a damaged config.json is named here, not by json.load
+        try:
+            return super().from_pretrained(source, **kwargs)
+        except HUB_UNREACHABLE as error:
+            raise hub_error(source, error) from error
 
     @classmethod
     def _from_pretrained(
@@ -264,6 +365,8 @@ class FloorPredictor(
                             token=token,
                         )
                     )
+                except HUB_UNREACHABLE:
+                    raise
                 except EntryNotFoundError as error:
                     raise FileNotFoundError(
                         f"{model_id} has no {filename}: it is not a FloorPredictor repo (push one with "

@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
-from safetensors.torch import load_file, save_file
+from huggingface_hub.errors import EntryNotFoundError
+from safetensors.torch import save_file
 
 from .checks import check_alpha, check_contributions, check_positive_int, sae_subfolder
+from .files import known_fields, read_json, read_safetensors
+from .sources import HUB_UNREACHABLE, hub_error, local_folder
 
 STATS_WEIGHTS_NAME = "feature_stats.safetensors"
 STATS_CONFIG_NAME = "feature_stats.json"
@@ -113,24 +115,30 @@ class FeatureStats:
                 f"{directory} lacks {', '.join(missing)}: it is not a FeatureStats folder "
                 "(write one with FeatureStats.save or measure_feature_stats)."
             )
-        scalars = json.loads((directory / STATS_CONFIG_NAME).read_text())
-        contributions = load_file(str(directory / STATS_WEIGHTS_NAME))["contributions"]
-        return cls(contributions=contributions, **scalars)
+        config, weights = directory / STATS_CONFIG_NAME, directory / STATS_WEIGHTS_NAME
+        tensors = read_safetensors(weights)
+        if "contributions" not in tensors:
+            raise ValueError(f"{weights} holds no 'contributions' tensor (found: {sorted(tensors)}).")
+        kwargs = known_fields(cls, {**read_json(config), "contributions": tensors["contributions"]}, config)
+        try:
+            return cls(**kwargs)
+        except ValueError as error:
+            raise ValueError(f"{config}: {error}") from error
 
 
 def stored_feature_stats(repo_or_dir: str | Path, sae_id: str | None = None) -> FeatureStats | None:
     """The ``FeatureStats`` saved beside an SAE (a local folder or a Hub repo, ``sae_id`` the SAE's folder in it), or
     None when there are none."""
     subfolder = sae_subfolder(sae_id)
-    source = Path(repo_or_dir)
-    if source.exists():
+    source = local_folder(repo_or_dir)
+    if source is not None:
         folder = source / subfolder if subfolder else source
         return FeatureStats.load(folder) if (folder / STATS_CONFIG_NAME).is_file() else None
     prefix = f"{subfolder}/" if subfolder else ""
     try:
         paths = [hf_hub_download(str(repo_or_dir), prefix + name) for name in (STATS_CONFIG_NAME, STATS_WEIGHTS_NAME)]
+    except HUB_UNREACHABLE as error:
+        raise hub_error(str(repo_or_dir), error) from error
     except EntryNotFoundError:
         return None
-    except RepositoryNotFoundError as error:
-        raise FileNotFoundError(f"{repo_or_dir} is neither a local folder nor a Hub repo we can reach.") from error
     return FeatureStats.load(Path(paths[0]).parent)

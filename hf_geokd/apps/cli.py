@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +13,60 @@ import numpy as np
 from ..capacity import CAPACITY_KINDS, critical_widths
 from ..paper import paper_checks
 from ..predictor import DEFAULT_WIDTHS, FloorPredictor, default_widths
-from ..stats import STATS_CONFIG_NAME, FeatureStats
+from ..stats import FeatureStats
 from ..tables import markdown_table
 from ..validate.protocols import PROTOCOLS
+
+# Library messages name Python arguments; the command line names its flags instead.
+FLAG_NAMES = {
+    "allow_wider=True": "--allow-wider",
+    "overwrite=True": "--overwrite",
+    "pass sae_id=": "pass --sae-id",
+    "check sae_id": "check --sae-id",
+    "Pass sae_id=": "Pass --sae-id",
+    "checkpoint_dir ": "--out ",
+    "widths must": "--widths must",
+    "widths [": "--widths [",
+    "seeds must": "--seeds must",
+    "pass model= and dataset= to measure them": (
+        "measure them first (in Python: FloorPredictor.from_sae(..., model=, dataset=) or "
+        "hf_geokd.sae.measure_feature_stats, then save)"
+    ),
+}
+
+
+def user_message(error: BaseException) -> str:
+    """``error`` as one line that names flags rather than Python arguments."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    for keyword, flag in FLAG_NAMES.items():
+        message = message.replace(keyword, flag)
+    return message
+
+
+def check_folder_flag(value: str | None, flag: str) -> None:
+    """Refuse an output folder flag that names an existing file, before any work is done."""
+    if value is not None and Path(value).exists() and not Path(value).is_dir():
+        raise NotADirectoryError(f"{flag} {value} is a file: pass a folder (new, or one this command wrote).")
 
 
 def _from_sae(args: argparse.Namespace) -> FloorPredictor:
     return FloorPredictor.from_sae(args.source, args.sae_id, capacity_kind=args.kind or "paper",
                                    allow_wider=args.allow_wider)
+
+
+def _check_plain_numbers(args: argparse.Namespace) -> None:
+    """Name the flag when a plain number is out of range (before the library names its Python keyword)."""
+    if args.n_features <= 0:
+        raise ValueError(f"--n-features must be a positive count of alive features, got {args.n_features}.")
+    if not 0 <= args.l0 <= args.n_features:
+        raise ValueError(f"--l0 must lie in [0, --n-features = {args.n_features}], got {args.l0}.")
+    if args.d_in is not None and args.d_in <= 0:
+        raise ValueError(f"--d-in must be a positive hidden size, got {args.d_in}.")
+    if not 0 <= args.zipf_exponent < math.inf:
+        raise ValueError(
+            f"--zipf-exponent must be a finite number >= 0 (contributions fall with rank; 0 is a flat spectrum), "
+            f"got {args.zipf_exponent}."
+        )
 
 
 def load_predictor(args: argparse.Namespace):
@@ -31,17 +79,15 @@ def load_predictor(args: argparse.Namespace):
                 "plain numbers give F and L0 but no importance spectrum: pass --zipf-exponent BETA to assume "
                 "contributions proportional to rank^-BETA, or point at measured stats."
             )
+        _check_plain_numbers(args)
         ranks = np.arange(1, args.n_features + 1, dtype=np.float64)
         stats = FeatureStats.from_counts(
             args.n_features, args.l0, ranks ** (-args.zipf_exponent), d_in=args.d_in,
             metadata={"spectrum": f"assumed rank^-{args.zipf_exponent}"},
         )
         return FloorPredictor(stats, args.kind or "paper", allow_wider=args.allow_wider)
-    folder = Path(args.source)
     if args.sae_id is not None:
         return _from_sae(args)
-    if folder.is_dir() and (folder / STATS_CONFIG_NAME).is_file() and not (folder / "config.json").is_file():
-        return FloorPredictor(FeatureStats.load(folder), args.kind or "paper", allow_wider=args.allow_wider)
     try:
         saved = FloorPredictor.from_pretrained(args.source)
     except FileNotFoundError:  # not a predictor: an SAE folder or repo with stored statistics
@@ -52,6 +98,7 @@ def load_predictor(args: argparse.Namespace):
 
 
 def command_predict(args: argparse.Namespace) -> int:
+    check_folder_flag(args.save, "--save")
     predictor = load_predictor(args)
     stats = predictor.stats
     widths = args.widths or default_widths(stats.d_in)
@@ -65,18 +112,23 @@ def command_predict(args: argparse.Namespace) -> int:
     table = predictor.predict(widths)
     print()
     print(markdown_table(table))
+    if args.save:  # before the plot: a failed plot never costs the saved predictor
+        predictor.save_pretrained(args.save, overwrite=args.overwrite)
+        print(f"predictor saved to {args.save}")
     if args.plot:
         # Deferred: matplotlib loads only when a plot is asked for (`geokd predict` stays fast without one).
         from ..reporting.plots import plot_predicted_floors
 
-        print(f"\nplot: {plot_predicted_floors(predictor.predict_every_kind(widths), args.plot)}")
-    if args.save:
-        predictor.save_pretrained(args.save)
-        print(f"predictor saved to {args.save}")
+        try:
+            path = plot_predicted_floors(predictor.predict_every_kind(widths), args.plot)
+        except ValueError as error:  # e.g. an image format matplotlib does not write
+            raise ValueError(f"--plot {args.plot}: {error}") from error
+        print(f"\nplot: {path}")
     return 0
 
 
 def command_paper(args: argparse.Namespace) -> int:
+    check_folder_flag(args.out, "--out")
     checks = paper_checks()
     for section, rows in checks.groupby("section", sort=False):
         print(f"\n## {section}\n")
@@ -97,6 +149,7 @@ def command_toy(args: argparse.Namespace) -> int:
     from ..toy import ToySweepConfig, run_toy_sweep
     from ..toy.report import write_toy_report
 
+    check_folder_flag(args.out, "--out")
     overrides = {key: value for key, value in (("seeds", args.seeds), ("target", args.target)) if value is not None}
     config = getattr(ToySweepConfig, args.preset)(**overrides)
     print(f"toy sweep: {config.n_configurations} configurations x {config.seeds} seeds ({args.preset} preset)")
@@ -110,6 +163,7 @@ def command_toy(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     from ..toy.report import load_toy_results, write_toy_report  # Deferred: see command_toy
 
+    check_folder_flag(args.out, "--out")
     print(f"report: {write_toy_report(load_toy_results(args.folder), args.out or args.folder)}")
     return 0
 
@@ -117,6 +171,7 @@ def command_report(args: argparse.Namespace) -> int:
 def command_demo(args: argparse.Namespace) -> int:
     from .demo import demo_config, run_demo  # Deferred: see command_toy
 
+    check_folder_flag(args.out, "--out")
     print(f"report: {run_demo(args.out, demo_config(args.preset))}")
     return 0
 
@@ -127,6 +182,7 @@ def command_validate(args: argparse.Namespace) -> int:
     from ..validate import load_observations, score_predictors, write_validation_report
     from ..validate.report import protocol_tables
 
+    check_folder_flag(args.out, "--out")
     observations = load_observations(args.results, args.stats)
     protocols = tuple(args.protocols) if args.protocols else tuple(
         p for p in PROTOCOLS if observations.units == "energy" or p not in ("zero-shot", "leave-configuration-out"))
@@ -144,6 +200,8 @@ def command_validate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="geokd", description="Geometric limits of knowledge distillation.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('hf-geokd')}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     predict = commands.add_parser("predict", help="predicted floors at student widths")
@@ -159,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--zipf-exponent", type=float, help="assume contributions proportional to rank^-BETA")
     predict.add_argument("--allow-wider", action="store_true", help="accept widths above the teacher's")
     predict.add_argument("--plot", help="write a PNG of floor vs width for every capacity kind")
-    predict.add_argument("--save", help="save the predictor to this folder")
+    predict.add_argument("--save", help="save the predictor to this folder (refuses to replace other files)")
+    predict.add_argument("--overwrite", action="store_true", help="let --save replace files that are not a predictor's")
     predict.set_defaults(func=command_predict)
 
     paper = commands.add_parser("paper", help="recompute the paper's derived numbers beside its printed ones")
@@ -203,11 +262,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A user error (bad value, missing or damaged file, unreachable repo) prints one line naming
+    it and returns 2; Ctrl-C returns 130; ``--debug`` shows the traceback instead."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"geokd {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"\ngeokd {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as error:  # OSError: missing, misplaced or unreadable files, Hub errors
+        if args.debug:
+            raise
+        print(f"geokd {args.command}: error: {user_message(error)}", file=sys.stderr)
         return 2
 
 

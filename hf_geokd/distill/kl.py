@@ -184,8 +184,8 @@ def multi_student_distillation_loss(
                 f"teacher vocabulary {teacher_head.shape[0]} != student vocabulary {head.shape[0]}: build the "
                 "student from the teacher's config (student_config keeps its vocab_size)."
             )
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}.")
+    if not 0 < temperature < float("inf"):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}.")
     if not 0.0 <= ce_weight <= 1.0:
         raise ValueError(f"ce_weight must lie in [0, 1], got {ce_weight}.")
     packed = [pack_valid_tokens(hidden, teacher_hidden.detach(), labels) for hidden in student_hiddens]

@@ -51,8 +51,8 @@ class DistillationConfig(TrainingArguments):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}.")
+        if not 0 < self.temperature < float("inf"):
+            raise ValueError(f"temperature must be a finite number > 0 (the paper uses 2), got {self.temperature}.")
         if self.kl_chunk_size <= 0:
             raise ValueError(f"kl_chunk_size must be a positive number of tokens, got {self.kl_chunk_size}.")
         if not 0.0 <= self.ce_weight <= 1.0:

@@ -24,8 +24,11 @@ def new_figure(rows: int = 1, columns: int = 1, figsize: tuple[float, float] = (
 
 
 def save_figure(figure: Figure, path: str | Path) -> Path:
-    """Write ``figure`` as a PNG (creating the folder) and return the path."""
+    """Write ``figure`` (a PNG unless ``path`` ends in another image suffix, such as .svg or .pdf; ``.png`` is
+    appended to a path without one) creating the folder, and return the path written."""
     path = Path(path)
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path, dpi=130)
@@ -33,17 +36,22 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
 
 
 def plot_predicted_floors(tables: Mapping[str, pd.DataFrame], path: str | Path, title: str = "") -> Path:
-    """Predicted floor (share of feature energy) vs student width, one line per capacity kind, d* dotted."""
+    """Predicted floor (share of feature energy) vs student width, one line per capacity kind, d* dotted.
+
+    The floor axis is logarithmic down to a tenth of the smallest positive floor and linear below it (symlog), so a
+    floor of 0 (every feature kept, d_S >= d*) stays on the plot at 0.
+    """
     figure, axis = new_figure(figsize=(6.4, 4.2))
+    positive = [float(value) for table in tables.values() for value in table["predicted_floor"] if value > 0]
     for index, (kind, table) in enumerate(tables.items()):
         color = f"C{index}"
-        floors = table["predicted_floor"].to_numpy(dtype=float)
-        axis.plot(table["width"], np.where(floors > 0, floors, np.nan), "o-", color=color, label=kind)
+        axis.plot(table["width"], table["predicted_floor"].to_numpy(dtype=float), "o-", color=color, label=kind)
         d_star = table.attrs.get("critical_width")
         if d_star is not None:
             axis.axvline(d_star, color=color, linestyle=":", linewidth=1)
     axis.set_xscale("log", base=2)
-    axis.set_yscale("log")
+    axis.set_yscale("symlog", linthresh=min(positive) / 10 if positive else 1e-3)
+    axis.set_ylim(bottom=0)
     axis.set_xlabel("student width d_S")
     axis.set_ylabel("predicted floor L*(d_S) (share of energy)")
     axis.set_title(title or "Predicted floor vs width (dotted: d*)")

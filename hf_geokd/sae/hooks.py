@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
+from ..sources import local_folder
+
 
 def hook_module(model: torch.nn.Module, hook_name: str) -> torch.nn.Module:
     """The submodule called ``hook_name``; a clear error lists the residual-stream modules when it is absent."""
@@ -27,6 +29,7 @@ def sae_hook_name(sae) -> str | None:
 def resolve_model(model: PreTrainedModel | str | Path) -> PreTrainedModel:
     """A ``transformers`` causal LM from itself, a local folder or a Hub repo id."""
     if isinstance(model, (str, Path)):
+        local_folder(model)  # a path that does not exist is named as a path, not as a malformed repo id
         return AutoModelForCausalLM.from_pretrained(model)
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a transformers model, a folder or a Hub repo id, got {type(model).__name__}.")

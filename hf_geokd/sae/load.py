@@ -15,18 +15,18 @@ Layouts ``load_sae`` reads (a folder, or a folder inside a Hub repo named by ``s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from huggingface_hub import snapshot_download
-from huggingface_hub.errors import RepositoryNotFoundError
 from sae_lens import SAE
 from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
-from safetensors.torch import load_file
+from safetensors import SafetensorError
 
 from ..checks import sae_subfolder
+from ..files import read_json, read_safetensors
+from ..sources import HUB_UNREACHABLE, hub_error, local_folder
 
 RAW_CONFIG_NAME = "geokd_sae.json"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
@@ -70,8 +70,8 @@ def _sparsify_converter(path: str | Path, device: str = "cpu", cfg_overrides: di
     when the decoder is normalised, each unlike sparsify's own encode.) The hook is the folder's name, a module path
     relative to the base model (``layers.6`` is ``gpt_neox.layers.6`` in a GPTNeoX causal LM).
     """
-    raw = json.loads((Path(path) / "cfg.json").read_text())
-    weights = load_file(str(Path(path) / "sae.safetensors"), device=device)
+    raw = read_json(Path(path) / "cfg.json")
+    weights = read_safetensors(Path(path) / "sae.safetensors", device=device)
     state = {"W_enc": weights["encoder.weight"].T.contiguous(), "b_enc": weights["encoder.bias"],
              "W_dec": weights["W_dec"], "b_dec": weights["b_dec"]}
     d_sae, d_in = state["W_dec"].shape
@@ -84,8 +84,8 @@ def _sparsify_converter(path: str | Path, device: str = "cpu", cfg_overrides: di
 
 
 def _raw_converter(path: str | Path, device: str = "cpu", cfg_overrides: dict | None = None):
-    raw = json.loads((Path(path) / RAW_CONFIG_NAME).read_text())
-    weights = load_file(str(Path(path) / "sae.safetensors"), device=device)
+    raw = read_json(Path(path) / RAW_CONFIG_NAME)
+    weights = read_safetensors(Path(path) / "sae.safetensors", device=device)
     missing = {"W_enc", "b_enc", "W_dec", "b_dec"} - set(weights)
     if missing:
         raise ValueError(
@@ -101,7 +101,7 @@ def _raw_converter(path: str | Path, device: str = "cpu", cfg_overrides: dict | 
 
 def _dictionary_learning_converter(path: str | Path, device: str = "cpu", cfg_overrides: dict | None = None):
     """Our disk reader for dictionary_learning folders (sae-lens reads these from the Hub only)."""
-    raw = json.loads((Path(path) / "config.json").read_text())
+    raw = read_json(Path(path) / "config.json")
     trainer = raw.get("trainer", raw)
     weights = torch.load(Path(path) / "ae.pt", map_location=device, weights_only=True)
     W_enc = weights["W_enc"] if "W_enc" in weights else weights["encoder.weight"].T
@@ -131,8 +131,8 @@ def _fetch(repo_id: str, subfolder: str | None) -> Path:
     """Download one SAE folder of a Hub repo (only that folder)."""
     try:
         root = Path(snapshot_download(repo_id, allow_patterns=[f"{subfolder}/*" if subfolder else "*"]))
-    except RepositoryNotFoundError as error:
-        raise FileNotFoundError(f"{repo_id} is neither a local folder nor a Hub repo we can reach.") from error
+    except HUB_UNREACHABLE as error:
+        raise hub_error(repo_id, error) from error
     return root / subfolder if subfolder else root
 
 
@@ -140,13 +140,14 @@ def load_sae(repo_or_dir: str | Path, sae_id: str | None = None, allow_pickle: b
     """Load an SAE as a sae-lens ``SAE`` from a folder, a Hub repo (``sae_id``: the folder inside it) or a release
     of sae-lens's registry. Weights are read from safetensors only, unless ``allow_pickle=True`` (pickles can run
     code: opt in only for files you trust)."""
-    source = Path(repo_or_dir)
     subfolder = sae_subfolder(sae_id)
-    if not source.exists() and str(repo_or_dir) in get_pretrained_saes_directory():
+    if not Path(repo_or_dir).exists() and str(repo_or_dir) in get_pretrained_saes_directory():
         if subfolder is None:
             raise ValueError(f"{repo_or_dir} is a sae-lens release: pass sae_id= (one of its SAEs).")
         return SAE.from_pretrained(str(repo_or_dir), subfolder, device=device)
-    folder = (source / subfolder if subfolder else source) if source.exists() else _fetch(str(repo_or_dir), subfolder)
+    source = local_folder(repo_or_dir)
+    folder = (source / subfolder if subfolder else source) if source is not None else _fetch(str(repo_or_dir),
+                                                                                             subfolder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} does not exist: check sae_id (the SAE's folder inside {repo_or_dir}).")
     layout = detect_format(folder)
@@ -157,5 +158,10 @@ def load_sae(repo_or_dir: str | Path, sae_id: str | None = None, allow_pickle: b
             "it to safetensors, or pass allow_pickle=True if you trust its source."
         )
     if layout == "sae_lens":
-        return SAE.load_from_disk(folder, device=device)
+        try:
+            return SAE.load_from_disk(folder, device=device)
+        except (ValueError, SafetensorError):
+            read_json(folder / "cfg.json")  # names the damaged file, if one is
+            read_safetensors(folder / "sae_weights.safetensors")
+            raise
     return SAE.load_from_disk(folder, device=device, converter=CONVERTERS[layout])

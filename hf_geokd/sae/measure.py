@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import torch
 from tqdm.auto import tqdm
 
+from ..checks import check_positive_int
 from ..data import causal_lm_collator
 from ..stats import FeatureStats
 from .hooks import hook_module, sae_hook_name
@@ -30,16 +31,76 @@ class _StopForward(Exception):
     """Raised by the hook once the activation is captured: the layers after it are not run."""
 
 
+def _real_tokens(row, index: int) -> dict[str, list[int]]:
+    """The row's real tokens: ``input_ids`` where its own ``attention_mask`` (if any) is 1, padding dropped.
+
+    The mask must be one run of ones (left or right padding); a row with holes in its mask, or with no real token,
+    is refused by name rather than measured wrongly.
+    """
+    if isinstance(row, (str, bytes)):
+        raise ValueError(
+            f"row {index} is text ({row[:30]!r}), not token ids: tokenize the dataset first (a dict of columns is "
+            "iterated by its keys: pass a list of rows or a datasets.Dataset)."
+        )
+    tokens = row.get("input_ids") if isinstance(row, dict) else row
+    if tokens is None:
+        raise ValueError(f"row {index} has no input_ids (keys: {sorted(row)}): pass tokenized rows.")
+    tokens = torch.as_tensor(tokens, dtype=torch.long).reshape(-1)
+    mask = row.get("attention_mask") if isinstance(row, dict) else None
+    if mask is not None:
+        mask = torch.as_tensor(mask).reshape(-1).bool()
+        if mask.shape != tokens.shape:
+            raise ValueError(
+                f"row {index} has {tokens.numel()} input_ids but {mask.numel()} attention_mask values: pass one each."
+            )
+        real = mask.nonzero().flatten()
+        if real.numel() and real[-1] - real[0] + 1 != real.numel():
+            raise ValueError(
+                f"row {index}'s attention_mask has holes (ones, zeros, ones): only left or right padding is "
+                "supported; pass each sequence as its own row."
+            )
+        tokens = tokens[mask]
+    if tokens.numel() == 0:
+        raise ValueError(f"row {index} has no tokens{' under its attention_mask' if mask is not None else ''}: "
+                         "drop empty rows from the dataset.")
+    return {"input_ids": tokens.tolist()}
+
+
 def _batches(dataset, batch_size: int) -> Iterable[dict[str, torch.Tensor]]:
-    """Padded batches of {input_ids, attention_mask} from rows with ``input_ids`` (or bare token lists)."""
+    """Right-padded batches of {input_ids, attention_mask} from rows with ``input_ids`` (and optionally their own
+    ``attention_mask``, whose padding is dropped) or bare token lists."""
     rows: list[dict] = []
-    for row in dataset:
-        rows.append(row if isinstance(row, dict) else {"input_ids": row})
+    for index, row in enumerate(dataset):
+        rows.append(_real_tokens(row, index))
         if len(rows) == batch_size:
             yield causal_lm_collator(rows)
             rows = []
     if rows:
         yield causal_lm_collator(rows)
+
+
+def _check_vocabulary(input_ids: torch.Tensor, vocab_size: int | None) -> None:
+    """Name a token id outside [0, vocab_size) before the embedding fails with "index out of range in self"."""
+    if vocab_size is None or input_ids.numel() == 0:
+        return
+    low, high = int(input_ids.min()), int(input_ids.max())
+    if low < 0 or high >= vocab_size:
+        bad = low if low < 0 else high
+        raise ValueError(
+            f"token id {bad} is outside the model's vocabulary [0, {vocab_size}): the dataset was tokenized for "
+            "another model (use this model's tokenizer)."
+        )
+
+
+def _check_measure_arguments(n_tokens: int, batch_size: int, alive_threshold: float) -> None:
+    check_positive_int(n_tokens, "n_tokens")
+    check_positive_int(batch_size, "batch_size")
+    if isinstance(alive_threshold, bool) or not isinstance(alive_threshold, (int, float)) or not (
+        0.0 <= alive_threshold < 1.0
+    ):
+        raise ValueError(
+            f"alive_threshold must be a firing frequency in [0, 1) (paper: 1e-5), got {alive_threshold!r}."
+        )
 
 
 @torch.no_grad()
@@ -53,13 +114,16 @@ def measure_feature_stats(
         sae: a sae-lens ``SAE`` (see :func:`hf_geokd.load_sae` for other layouts).
         model: the teacher, a ``transformers`` model.
         dataset: rows with ``input_ids`` (a ``datasets.Dataset``, streamed or not) or token lists; use tokens the
-            SAE was not trained on.
+            SAE was not trained on. A row's own ``attention_mask`` is honoured: its padding is dropped, so padded
+            rows give the same statistics as the same rows unpadded.
         hook_name: module path (default: the SAE's own).
-        n_tokens: tokens to measure on; the dataset must hold at least that many.
+        n_tokens: real (unmasked) tokens to measure on; the dataset must hold at least that many.
+        batch_size: rows per forward pass.
         alive_threshold: a latent is alive when its firing frequency exceeds this (paper: 1e-5).
         device: where to run (default: the model's device). The SAE is moved there in place (``nn.Module.to``),
             and the model is put in eval mode; neither is copied, since an SAE of a real model is large.
     """
+    _check_measure_arguments(n_tokens, batch_size, alive_threshold)
     hook_name = hook_name or sae_hook_name(sae)
     if not hook_name:
         raise ValueError("the SAE's config names no hook: pass hook_name= (e.g. 'gpt_neox.layers.12').")
@@ -70,6 +134,7 @@ def measure_feature_stats(
         raise ValueError(
             f"SAE d_in = {d_in} but the model's hidden size is {hidden}: this SAE belongs to another model."
         )
+    vocab_size = getattr(model.config, "vocab_size", None)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
     sae = sae.to(device)
@@ -87,6 +152,7 @@ def measure_feature_stats(
     try:
         with tqdm(total=n_tokens, desc=f"SAE stats at {hook_name}", unit="tok", disable=not progress) as bar:
             for batch in _batches(dataset, batch_size):
+                _check_vocabulary(batch["input_ids"], vocab_size)
                 batch = {key: batch[key].to(device) for key in ("input_ids", "attention_mask")}
                 try:
                     model(**batch)

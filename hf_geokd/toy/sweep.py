@@ -18,10 +18,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from ..checks import check_alpha, check_positive_int
+from ..files import read_json, read_safetensors
 from .models import (
     ToyModelStack,
     feature_geometry,
@@ -322,17 +323,29 @@ def _save_unit(
     weights, index = _checkpoint_paths(directory)
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights.with_suffix(".tmp")))
     weights.with_suffix(".tmp").replace(weights)
-    index.write_text(json.dumps({"config": asdict(config), "units": rows}))
+    index.with_suffix(".tmp").write_text(json.dumps({"config": asdict(config), "units": rows}))
+    index.with_suffix(".tmp").replace(index)  # an interrupted write never leaves a truncated index
 
 
 def _load_checkpoint(directory: Path, config: ToySweepConfig) -> tuple[dict[str, torch.Tensor], dict[str, list[dict]]]:
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"checkpoint_dir {directory} is a file: pass a folder (new or holding a checkpoint).")
     weights, index = _checkpoint_paths(directory)
     if not (weights.is_file() and index.is_file()):
         return {}, {}
-    saved = json.loads(index.read_text())
+    saved = read_json(index)
+    if not isinstance(saved, dict) or not {"config", "units"} <= set(saved):
+        raise ValueError(f"{index} is not a toy sweep checkpoint index (it lacks config or units): delete it and "
+                         f"{weights.name} to restart.")
     if saved["config"] != json.loads(json.dumps(asdict(config))):
         raise ValueError(
             f"{index} holds a sweep with a different configuration: pass another checkpoint_dir or delete it "
             "to restart."
         )
-    return load_file(str(weights)), saved["units"]
+    tensors = read_safetensors(weights)
+    parts = ("W", "b", "norms", "dimensionality")
+    lost = [key for key in saved["units"] if any(f"{key}.{part}" not in tensors for part in parts)]
+    if lost:
+        raise ValueError(f"{weights} lacks the tensors of units {lost} that {index.name} lists: the checkpoint is "
+                         "incomplete; delete both files to restart.")
+    return tensors, saved["units"]

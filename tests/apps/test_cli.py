@@ -1,3 +1,4 @@
+import re
 import shutil
 import subprocess
 import sys
@@ -57,3 +58,18 @@ def test_toy_command_resumes_a_sweep_and_rewrites_its_report(toy_smoke, tmp_path
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "points.csv").read_text() == first
     assert main(["report", str(tmp_path / "again" / "missing")]) == 2
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--zipf-exponent", "-1"], "--zipf-exponent must be a finite number >= 0"),
+        (["--zipf-exponent", "nan"], "--zipf-exponent must be a finite number >= 0"),
+        (["--zipf-exponent", "1", "--n-features", "0"], "--n-features must be a positive count"),
+        (["--zipf-exponent", "1", "--l0", "500"], r"--l0 must lie in \[0, --n-features = 100\]"),
+        (["--zipf-exponent", "1", "--d-in", "-3"], "--d-in must be a positive hidden size"),
+    ],
+)
+def test_plain_numbers_out_of_range_name_their_flag(capsys, flags, message):
+    assert main(["predict", "--n-features", "100", "--l0", "3", *flags]) == 2
+    assert re.search(message, capsys.readouterr().err)

@@ -100,6 +100,7 @@ def test_widths_are_checked(stats):
     with pytest.raises(ValueError, match="exceed the teacher's hidden size 64"):
         predictor.predict([32, 128])
     assert FloorPredictor(stats, allow_wider=True).predict([128])["kept"].item() == 400
-    for bad in ([], [0], [-4], [1.5]):
+    for bad in ([], [0], [-4], [1.5], [True], True, ["128"], "128", [None]):
         with pytest.raises(ValueError, match="widths"):
             predictor.predict(bad)
+    assert predictor.predict(np.int64(32))["width"].tolist() == [32]

@@ -103,7 +103,7 @@ def test_missing_repo_and_files_are_clear(hub, tmp_path):
             except (FileNotFoundError, ValueError) as error:
                 print(type(error).__name__, error)
     """)
-    assert "is neither a local folder nor a Hub repo" in output
+    assert "me/does-not-exist is not a local folder, and the Hub has no repo of that name" in output
     assert "me/tiny-sae has no feature_stats.safetensors: it is not a FloorPredictor repo" in output
 
 
