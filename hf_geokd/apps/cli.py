@@ -13,6 +13,7 @@ import numpy as np
 from ..capacity import CAPACITY_KINDS, critical_widths
 from ..paper import paper_checks
 from ..predictor import DEFAULT_WIDTHS, FloorPredictor, default_widths
+from ..soft_floor import SHIPPED_SOFT_FLOOR
 from ..stats import FeatureStats
 from ..tables import markdown_table
 from ..validate.protocols import PROTOCOLS
@@ -93,13 +94,16 @@ def load_predictor(args: argparse.Namespace):
     except FileNotFoundError:  # not a predictor: an SAE folder or repo with stored statistics
         return _from_sae(args)
     return FloorPredictor(
-        saved.stats, args.kind or saved.capacity_kind, saved.calibration, allow_wider=args.allow_wider
+        saved.stats, args.kind or saved.capacity_kind, saved.calibration, allow_wider=args.allow_wider,
+        floor_model=saved.floor_model,
     )
 
 
 def command_predict(args: argparse.Namespace) -> int:
     check_folder_flag(args.save, "--save")
     predictor = load_predictor(args)
+    if args.floor_model is not None:
+        predictor.floor_model = None if args.floor_model == "eq2" else SHIPPED_SOFT_FLOOR
     stats = predictor.stats
     widths = args.widths or default_widths(stats.d_in)
     print(predictor.summary())
@@ -210,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--widths", type=int, nargs="+", help=f"student widths (default {DEFAULT_WIDTHS} up to d_T)")
     predict.add_argument(
         "--kind", choices=CAPACITY_KINDS, help="capacity model g(alpha) (default: the predictor's, else paper)"
+    )
+    predict.add_argument(
+        "--floor-model", choices=("eq2", "soft"),
+        help="eq2: the paper's Eq. 2; soft: the soft floor shipped with hf-geokd, Eq. 2 beside it (default: the "
+             "predictor's, else eq2)",
     )
     predict.add_argument("--n-features", type=int, help="F, alive features (with --l0, instead of a source)")
     predict.add_argument("--l0", type=float, help="mean active features per token")

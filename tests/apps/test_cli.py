@@ -21,6 +21,18 @@ def test_predict_from_plain_numbers_writes_table_plot_and_predictor(tmp_path, ca
     assert "(dt_signed)" in capsys.readouterr().out
 
 
+def test_predict_with_the_soft_floor_keeps_it_when_saved(tmp_path, capsys):
+    saved = tmp_path / "soft"
+    args = ["--n-features", "2000", "--l0", "40", "--d-in", "256", "--zipf-exponent", "1.2", "--widths", "64", "256"]
+    assert main(["predict", *args, "--floor-model", "soft", "--save", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert "soft floor (s = " in out and "eq2_floor" in out
+    assert main(["predict", str(saved), "--widths", "256"]) == 0
+    assert "eq2_floor" in capsys.readouterr().out  # the saved predictor keeps its floor model
+    assert main(["predict", str(saved), "--widths", "256", "--floor-model", "eq2"]) == 0
+    assert "eq2_floor" not in capsys.readouterr().out
+
+
 def test_predict_errors_are_one_line(capsys):
     assert main(["predict", "--n-features", "100", "--l0", "3"]) == 2
     assert "--zipf-exponent" in capsys.readouterr().err
