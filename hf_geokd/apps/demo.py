@@ -3,7 +3,8 @@
 embedded Wikipedia -> byte-level BPE tokenizer -> tiny Pythia-shaped teacher (cached) -> SAE (sae-lens) ->
 FeatureStats on held-out tokens -> predicted floors (every capacity kind) -> students distilled with
 DistillationTrainer to a convergence rule -> observed floors -> held-out validation of every predictor against the
-power-law and parameter-law baselines -> two-component calibration -> probes -> report.
+power-law and parameter-law baselines -> two-component calibration -> feature survival (the staircase) ->
+probes -> report.
 Each stage is the library call that the recipes run at full scale (recipes/pythia-410m/).
 """
 
@@ -35,9 +36,10 @@ from ..reporting.plots import (
     plot_spectrum,
 )
 from ..reporting.reports import render_report, write_paper_report
-from ..sae import train_sae
+from ..sae import load_sae, train_sae
 from ..soft_floor import SHIPPED_SOFT_FLOOR
 from ..stats import FeatureStats
+from ..survival import measure_feature_survival, write_survival_study
 from ..validate import load_observations, score_predictors, write_validation_report
 from .corpus import gensim_wheel, wiki_articles
 
@@ -74,6 +76,7 @@ class DemoConfig:
     eval_blocks: int = 48
     floor_tolerance: float = 0.01
     temperature: float = 2.0
+    survival_tokens: int = 20_000
     probe_per_class: int = 150
     probe_seeds: int = 5
     seed: int = 0
@@ -194,6 +197,20 @@ def _distil_student(config: DemoConfig, teacher, train, eval_set, width: int, fo
     (folder / "floor.json").write_text(json.dumps(row, indent=1))
 
 
+def _survival(config: DemoConfig, teacher, test, sae_dir: Path) -> dict:
+    """Which teacher SAE latents each student still carries (the staircase), with random-init and shuffled nulls."""
+    folder = config.out / "survival"
+    if (folder / "summary.json").is_file():
+        return json.loads((folder / "summary.json").read_text())
+    sae = load_sae(sae_dir)
+    results = [
+        measure_feature_survival(teacher, sae, GPTNeoXForCausalLM.from_pretrained(config.out / "students" / f"w{w}"),
+                                 test, n_tokens=config.survival_tokens, batch_size=config.batch_size, progress=False)
+        for w in config.all_widths
+    ]
+    return write_survival_study(results, folder, "Tiny teacher: which SAE latents each student carries")
+
+
 def _probes(config: DemoConfig, articles, tokenizer, teacher, students_dir: Path) -> pd.DataFrame:
     concepts = offline_concepts(articles, config.probe_per_class)
     torch.manual_seed(config.seed)
@@ -254,6 +271,8 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
                                       soft_fit=SHIPPED_SOFT_FLOOR, soft_label="toy-fitted shape")
         validation_report = write_validation_report(validation, config.out / "validation",
                                                     "Tiny transformer: held-out floor predictions")
+    with _stage(config, "feature survival"):
+        survival = _survival(config, teacher, test, sae_dir)
     with _stage(config, "probes"):
         probes = _probes(config, articles, tokenizer, teacher, config.out / "students")
         accuracy_heatmap(probes, config.out / "probes.png", f"Probe accuracy, layer {config.sae_layer}")
@@ -269,6 +288,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
                                == np.argsort(-observed, kind="stable"))),
         teacher_eval=json.loads((config.out / "teacher" / "eval.json").read_text()),
         validation=validation, validation_report=validation_report.relative_to(config.out),
+        survival=survival, survival_table=(config.out / "survival" / "staircase.md").read_text(),
         paper_report=paper_report.relative_to(config.out), timings=pd.DataFrame([config.timings]),
         settings={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items() if k != "timings"},
     )

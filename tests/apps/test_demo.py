@@ -12,12 +12,14 @@ def test_demo_pipeline_at_small_size(tmp_path, wheel_cache):
     config = DemoConfig(cache_dir=wheel_cache, vocab_size=512, teacher_hidden=32, teacher_layers=2, teacher_heads=4,
                         teacher_steps=30, batch_size=8, sae_layer=1, sae_tokens=20_000, stats_tokens=4_000,
                         sae_k=8, widths=(4, 8, 12, 16), student_max_steps=30, eval_every=5, eval_blocks=8,
+                        survival_tokens=4_000,
                         probe_per_class=40, probe_seeds=2)
     out = tmp_path / "demo"
     report = run_demo(out, config)
     text = report.read_text()
     for section in ("## Teacher feature statistics", "## Predicted floors", "## Distilled students",
-                    "## Held-out validation", "## Calibration (Eq. 3) and power law (Eq. 4)", "## Probes"):
+                    "## Held-out validation", "## Calibration (Eq. 3) and power law (Eq. 4)",
+                    "## Which features survive", "## Probes"):
         assert section in text
     floor = json.loads((out / "students" / "w8" / "floor.json").read_text())
     assert floor["steps_trained"] <= 30 and isinstance(floor["converged"], bool) and floor["reason"]
@@ -25,7 +27,7 @@ def test_demo_pipeline_at_small_size(tmp_path, wheel_cache):
     scores = (out / "validation" / "scores.csv").read_text()
     assert "cheapest-2" in scores and "power law" in scores and "parameter law" in scores
     for figure in ("importance_spectrum.png", "predicted_floors.png", "calibration.png", "power_law.png", "probes.png",
-                   "floor_curves.png", "validation/held_out_cheapest-2.png"):
+                   "floor_curves.png", "validation/held_out_cheapest-2.png", "survival/staircase.png"):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"
     assert (out / "predictor" / "config.json").is_file()
     assert (out / "students" / "w8" / "README.md").is_file()
