@@ -116,8 +116,8 @@ def dry_run(data_args: DataArguments, config: DistillationConfig, train, held_ou
                     * world, config.max_steps, world, n_shards, len(held_out))
     if data_args.streaming and n_shards >= world:
         train = train.shard(num_shards=world, index=rank)
-    print(f"[rank {rank}] {plan.describe()}\n[rank {rank}] data path: "
-          f"{measure_stream(train, data_args.dry_run_blocks).describe()}")
+    report = f"{plan.describe()}\ndata path: {measure_stream(train, data_args.dry_run_blocks).describe()}"
+    print("\n".join(f"[rank {rank}] {line}" for line in report.splitlines()))
 
 
 def main() -> None:

@@ -128,3 +128,29 @@ def test_two_accelerate_processes_see_disjoint_blocks_that_together_are_the_sing
     assert len({tuple(b) for b in stream}) == len(stream)  # no block repeats, so disjoint means disjoint positions
     assert not {tuple(b) for b in first} & {tuple(b) for b in second}
     assert first + second == stream  # rank 0 holds shards 0-1, rank 1 shards 2-3: the stream in order
+
+
+@pytest.mark.slow
+def test_recipe_dry_runs_print_the_plan_without_loading_a_model(tiny_artifacts, tmp_path):
+    Dataset.from_dict({"text": text_documents(600)}).save_to_disk(str(tmp_path / "documents"))
+    common = ["--dataset_path", str(tmp_path / "documents"), "--streaming", "true", "--dry_run", "true",
+              "--dry_run_blocks", "50"]
+    distill = subprocess.run(
+        [sys.executable, str(ROOT / "recipes/distill.py"), str(ROOT / "recipes/tiny/distill.yaml"),
+         "--teacher_model_name_or_path", str(tmp_path / "no-model-here"), "--tokenizer_name",
+         str(tiny_artifacts / "teacher"), "--output_dir", str(tmp_path / "out"), "--num_shards", "8", *common],
+        capture_output=True, text=True, timeout=300)
+    assert distill.returncode == 0, distill.stderr[-2000:]
+    # tiny/distill.yaml: 40 steps of 8 blocks of 64 tokens, 32 held-out blocks
+    assert "steps: 40 of 8 blocks x 64 tokens = 512 tokens per step" in distill.stdout
+    assert "training: 320 blocks = 20,480 tokens; held out: 32 blocks" in distill.stdout
+    assert "processes: 1, each 320 blocks (20,480 tokens) from 8 of 8 shards" in distill.stdout
+    assert "data path: 50 blocks (3,200 tokens)" in distill.stdout
+    sae = subprocess.run(
+        [sys.executable, str(ROOT / "recipes/train_sae.py"), str(ROOT / "recipes/tiny/sae.yaml"),
+         "--model_name_or_path", str(tiny_artifacts / "teacher"), "--train_blocks", "160", "--measure_blocks", "10",
+         "--context_size", "32", "--train_batch_size_tokens", "256", "--hook_names", "a", "b", *common],
+        capture_output=True, text=True, timeout=300)
+    assert sae.returncode == 0, sae.stderr[-2000:]
+    assert "steps: 20 of 8 blocks x 32 tokens = 256 tokens per step" in sae.stdout
+    assert "held out: 10 blocks" in sae.stdout and "2 hooks from one teacher pass" in sae.stdout
