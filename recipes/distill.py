@@ -5,7 +5,9 @@
 
 Several widths train in one run with one teacher forward per batch (``--width 128 256 512 768 1024``), each student
 in its own folder ``output_dir/w<width>/`` with its own model card.
-Every YAML key is a command-line flag; flags after the YAML file override it.
+Every YAML key is a command-line flag; flags after the YAML file override it. ``--streaming true`` streams the
+documents (each process its own shards, constant memory); ``--dry_run true`` prints the data plan and drives the data
+path without the models.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hf_geokd.apps.recipe import accumulation_for_global_batch, parse_recipe_args
-from hf_geokd.data import causal_lm_collator, load_token_blocks
+from hf_geokd.data import (
+    DataPlan,
+    causal_lm_collator,
+    load_token_blocks,
+    measure_stream,
+    open_documents,
+    stream_token_blocks,
+)
 from hf_geokd.distill import (
     DistillationConfig,
     DistillationTrainer,
@@ -63,8 +72,52 @@ class DataArguments:
     dataset_path: str | None = field(default=None, metadata={"help": "A folder written by Dataset.save_to_disk."})
     text_column: str = field(default="text")
     block_size: int = field(default=512)
-    train_blocks: int = field(default=32 * 30_000)
+    train_blocks: int = field(default=32 * 30_000, metadata={"help": "Blocks held in memory (not streaming)."})
     eval_blocks: int = field(default=256)
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Stream, tokenise and pack the documents lazily, each process its own shards, in constant "
+                          "memory (the paper's scale). Off: every block is made in memory before training."},
+    )
+    num_shards: int = field(default=64, metadata={"help": "Shards of a saved dataset when streaming."})
+    dry_run: bool = field(
+        default=False,
+        metadata={"help": "Print the data plan, drive this process's data path for dry_run_blocks blocks without "
+                          "the models (throughput, memory) and stop."},
+    )
+    dry_run_blocks: int = field(default=2_000)
+
+
+def token_blocks(data_args: DataArguments, tokenizer, config: DistillationConfig):
+    """Training and held-out blocks: streamed and sharded across processes, or made in memory."""
+    if data_args.streaming:
+        documents = open_documents(data_args.dataset_name, data_args.dataset_config, data_args.dataset_path)
+        train, held_out = stream_token_blocks(documents, tokenizer, data_args.block_size,
+                                              text_column=data_args.text_column, num_shards=data_args.num_shards,
+                                              held_out=data_args.eval_blocks)
+        config.accelerator_config.dispatch_batches = False  # each process reads its own shards, split once
+        return train, held_out
+    blocks = load_token_blocks(
+        tokenizer, data_args.block_size, data_args.train_blocks + data_args.eval_blocks,
+        dataset_name=data_args.dataset_name, dataset_config=data_args.dataset_config,
+        dataset_path=data_args.dataset_path, text_column=data_args.text_column,
+    )
+    split = blocks.train_test_split(
+        test_size=min(data_args.eval_blocks, len(blocks) // 5), seed=config.seed, shuffle=False
+    )
+    return split["train"], split["test"]
+
+
+def dry_run(data_args: DataArguments, config: DistillationConfig, train, held_out) -> None:
+    """The run's data plan, and this process's share of the stream driven without the models."""
+    world, rank = config.world_size, config.process_index
+    n_shards = getattr(train, "num_shards", 1)
+    plan = DataPlan(data_args.block_size, config.per_device_train_batch_size * config.gradient_accumulation_steps
+                    * world, config.max_steps, world, n_shards, len(held_out))
+    if data_args.streaming and n_shards >= world:
+        train = train.shard(num_shards=world, index=rank)
+    report = f"{plan.describe()}\ndata path: {measure_stream(train, data_args.dry_run_blocks).describe()}"
+    print("\n".join(f"[rank {rank}] {line}" for line in report.splitlines()))
 
 
 def main() -> None:
@@ -79,16 +132,12 @@ def main() -> None:
             raise SystemExit(f"distill.py: {error}") from error
     if config.teacher_model_name_or_path is None:
         raise SystemExit("distill.py: set teacher_model_name_or_path (a repo id or a folder).")
-    teacher = AutoModelForCausalLM.from_pretrained(config.teacher_model_name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(student_args.tokenizer_name or config.teacher_model_name_or_path)
-    blocks = load_token_blocks(
-        tokenizer, data_args.block_size, data_args.train_blocks + data_args.eval_blocks,
-        dataset_name=data_args.dataset_name, dataset_config=data_args.dataset_config,
-        dataset_path=data_args.dataset_path, text_column=data_args.text_column,
-    )
-    split = blocks.train_test_split(
-        test_size=min(data_args.eval_blocks, len(blocks) // 5), seed=config.seed, shuffle=False
-    )
+    train, held_out = token_blocks(data_args, tokenizer, config)
+    if data_args.dry_run:
+        dry_run(data_args, config, train, held_out)
+        return
+    teacher = AutoModelForCausalLM.from_pretrained(config.teacher_model_name_or_path)
     if len(set(student_args.width)) != len(student_args.width):
         raise SystemExit(f"distill.py: --width lists a width twice ({student_args.width}).")
     students = [
@@ -104,8 +153,8 @@ def main() -> None:
         model=students if sweep else students[0],
         teacher_model=teacher,
         args=config,
-        train_dataset=split["train"],
-        eval_dataset=split["test"],
+        train_dataset=train,
+        eval_dataset=held_out,
         data_collator=causal_lm_collator,
         callbacks=[(StudentFloorsCallback([f"w{width}" for width in student_args.width], **floor_settings) if sweep
                     else LossFloorCallback(**floor_settings))],

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 
 import torch
 from datasets import Dataset
+
+from .stream import iter_blocks
 
 
 def pack_blocks(token_streams: Iterable[list[int]], block_size: int, max_blocks: int | None = None,
                 separator: int | None = None) -> list[list[int]]:
     """Concatenate token lists (with ``separator`` between documents) and cut them into blocks of ``block_size``."""
-    if block_size <= 1:
-        raise ValueError(f"block_size must be at least 2 tokens, got {block_size}.")
-    blocks: list[list[int]] = []
-    buffer: list[int] = []
-    for tokens in token_streams:
-        buffer.extend(tokens)
-        if separator is not None:
-            buffer.append(separator)
-        while len(buffer) >= block_size:
-            blocks.append(buffer[:block_size])
-            buffer = buffer[block_size:]
-            if max_blocks is not None and len(blocks) >= max_blocks:
-                return blocks
-    return blocks
+    return list(islice(iter_blocks(token_streams, block_size, separator), max_blocks))
 
 
 def blocks_dataset(texts: Iterable[str], tokenizer, block_size: int, max_blocks: int | None = None) -> Dataset:

@@ -10,7 +10,7 @@ import torch
 from datasets import load_from_disk
 from transformers import AutoModelForCausalLM, TrainerCallback
 
-from hf_geokd.data import causal_lm_collator
+from hf_geokd.data import causal_lm_collator, stream_token_blocks
 from hf_geokd.distill import DistillationConfig, DistillationTrainer, LossFloorCallback, build_student
 from hf_geokd.distill import kl as kl_module
 from hf_geokd.distill.kl import chunked_distillation_loss, naive_distillation_loss
@@ -138,10 +138,14 @@ class CrashAfterCheckpoint(TrainerCallback):
             raise RuntimeError("simulated crash after the step-4 checkpoint")
 
 
-def distil(tiny_artifacts, output_dir: Path, callbacks=(), resume=None) -> tuple[torch.nn.Module, DistillationTrainer]:
+def distil(tiny_artifacts, output_dir: Path, callbacks=(), resume=None,
+           streamed: bool = False) -> tuple[torch.nn.Module, DistillationTrainer]:
     teacher = AutoModelForCausalLM.from_pretrained(tiny_artifacts / "teacher")
     student = build_student(teacher.config, 16, seed=0, num_attention_heads=4)
     blocks = load_from_disk(str(tiny_artifacts / "blocks"))
+    train, held_out = blocks.select(range(64)), blocks.select(range(64, 80))
+    if streamed:  # the same 80 rows as a lazy stream of 4 shards; its first 16 blocks are held out
+        train, held_out = stream_token_blocks(blocks.select(range(16, 96)), None, 32, num_shards=4, held_out=16)
     args = DistillationConfig(
         output_dir=str(output_dir),
         max_steps=8,
@@ -159,8 +163,8 @@ def distil(tiny_artifacts, output_dir: Path, callbacks=(), resume=None) -> tuple
         model=student,
         teacher_model=teacher,
         args=args,
-        train_dataset=blocks.select(range(64)),
-        eval_dataset=blocks.select(range(64, 80)),
+        train_dataset=train,
+        eval_dataset=held_out,
         data_collator=causal_lm_collator,
         callbacks=[LossFloorCallback(), *callbacks],
     )
@@ -169,12 +173,13 @@ def distil(tiny_artifacts, output_dir: Path, callbacks=(), resume=None) -> tuple
 
 
 @pytest.mark.slow
-def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(tiny_artifacts, tmp_path):
-    reference, trainer = distil(tiny_artifacts, tmp_path / "straight")
+@pytest.mark.parametrize("streamed", [False, True])
+def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(tiny_artifacts, tmp_path, streamed):
+    reference, trainer = distil(tiny_artifacts, tmp_path / "straight", streamed=streamed)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        distil(tiny_artifacts, tmp_path / "crashed", callbacks=[CrashAfterCheckpoint()])
+        distil(tiny_artifacts, tmp_path / "crashed", callbacks=[CrashAfterCheckpoint()], streamed=streamed)
     assert (tmp_path / "crashed" / "checkpoint-4" / "model.safetensors").is_file()
-    resumed, resumed_trainer = distil(tiny_artifacts, tmp_path / "crashed", resume=True)
+    resumed, resumed_trainer = distil(tiny_artifacts, tmp_path / "crashed", resume=True, streamed=streamed)
     for a, b in zip(resumed.parameters(), reference.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     floor = next(c for c in resumed_trainer.callback_handler.callbacks if isinstance(c, LossFloorCallback))
