@@ -135,3 +135,23 @@ def test_expected_average_only_in_scales_like_sae_lens(models):
     assert estimated.l0 == reference.l0 == given.l0 != unscaled.l0
     # contributions are in the residual stream's units, as the folded decoder writes them
     assert estimated.contributions.tolist() == pytest.approx(reference.contributions.tolist(), rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["MistralConfig", "Qwen2Config", "GemmaConfig", "Gemma2Config"])
+def test_unchecked_families_map_onto_existing_modules(name):
+    """Families mapped from their code but not checked against TransformerLens: every hook reads a module that exists,
+    with the residual stream continuing from one block to the next."""
+    import transformers
+
+    config = getattr(transformers, name)(vocab_size=VOCAB, hidden_size=D, num_hidden_layers=2, num_attention_heads=4,
+                                         num_key_value_heads=2, intermediate_size=2 * D, head_dim=8,
+                                         max_position_embeddings=64)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    read = {hook: torch.cat(list(activations_at(model, hook_point(model, hook), ROWS, 8, torch.device("cpu"))))
+            for hook in HOOKS + ["blocks.0.hook_resid_post", "blocks.1.hook_resid_mid", "blocks.1.hook_mlp_out"]}
+    assert all(x.shape == (48, D) for x in read.values())
+    assert torch.equal(read["blocks.0.hook_resid_post"], read["blocks.1.hook_resid_pre"])
+    mid = read["blocks.1.hook_resid_mid"]
+    assert torch.allclose(mid, read["blocks.1.hook_resid_pre"] + read["blocks.1.hook_attn_out"], atol=1e-5)
+    assert torch.allclose(read["blocks.1.hook_resid_post"], mid + read["blocks.1.hook_mlp_out"], atol=1e-5)
