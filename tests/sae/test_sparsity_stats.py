@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from hf_geokd import FloorPredictor
+from hf_geokd.apps import cli
 
 D_IN, D_SAE = 4, 6
 FREQUENCIES = [0.5, 0.25, 0.1, 0.01, 0.0, 1e-7]  # the last two are dead at the default threshold 1e-5
@@ -53,3 +54,11 @@ def test_the_approximation_is_opt_in_and_needs_a_sparsity_file(tmp_path):
     folder = sae_folder(bare, sparsity=False)
     with pytest.raises(ValueError, match="ships no sparsity.safetensors"):
         FloorPredictor.from_sae(folder, approximate=True)
+
+
+def test_the_command_line_takes_the_approximation_as_a_flag(tmp_path, capsys):
+    folder = str(sae_folder(tmp_path))
+    assert cli.main(["predict", folder, "--widths", "2"]) == 2
+    assert "or --approximate to use the SAE's sparsity file" in capsys.readouterr().err
+    assert cli.main(["predict", folder, "--widths", "2", "--approximate"]) == 0
+    assert capsys.readouterr().out.startswith("APPROXIMATE statistics")
