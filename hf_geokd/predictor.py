@@ -135,6 +135,11 @@ class FloorPredictor(
 
     # ----------------------------------------------------------------------------------------------- predictions
     @property
+    def approximation(self) -> str | None:
+        """What is approximate in this predictor's statistics (e.g. built with no forward pass), or None."""
+        return self.stats.metadata.get("approximation")
+
+    @property
     def capacity(self) -> float:
         """g(alpha) of the teacher's sparsity under this predictor's capacity kind."""
         with quiet_capacity_warnings():  # warned at construction
@@ -182,8 +187,11 @@ class FloorPredictor(
                     row["calibrated_floor"] = float(self.calibration.predict(row["predicted_floor"]))
                 rows.append(row)
         table = pd.DataFrame(rows)
+        if self.approximation:
+            table["approximate"] = True
         table.attrs.update(
-            capacity_kind=kind_name(self.capacity_kind), capacity=self.capacity, critical_width=self.critical_width
+            capacity_kind=kind_name(self.capacity_kind), capacity=self.capacity, critical_width=self.critical_width,
+            approximation=self.approximation,
         )
         return table
 
@@ -236,25 +244,50 @@ class FloorPredictor(
         allow_wider: bool = False,
         allow_pickle: bool = False,
         floor_model: str | SoftFloorFit | dict | None = None,
+        approximate: bool = False,
         **measure_kwargs: Any,
     ) -> FloorPredictor:
         """A predictor from an SAE (a folder, a Hub repo and the SAE's folder in it, or a sae-lens release).
 
         Uses the ``FeatureStats`` stored beside the SAE when present (``train_sae`` and ``push_sae_to_hub`` put them
         there); otherwise measures them with ``model`` (an object or a repo id) on ``dataset`` (held-out tokens),
-        passing ``hook_name``, ``n_tokens`` and ``measure_kwargs`` to :func:`hf_geokd.measure_feature_stats`.
+        passing ``hook_name``, ``n_tokens`` and ``measure_kwargs`` to :func:`hf_geokd.measure_feature_stats`. The
+        SAE's hook may be a TransformerLens name (``blocks.4.hook_resid_pre``) and its training-time processing is
+        reproduced. With ``approximate=True`` and no model, the statistics come from the SAE's
+        ``sparsity.safetensors`` with no forward pass (:mod:`hf_geokd.sae.sparsity`: approximate contributions).
         """
-        stats = stored_feature_stats(repo_or_dir, sae_id)
+        location = (str(repo_or_dir), sae_id)
+        if "/" not in str(repo_or_dir) and not Path(repo_or_dir).exists():
+            # Deferred: a name without a namespace may be a sae-lens registry release, whose repo sae-lens knows.
+            from .sae.load import release_location
+
+            location = release_location(str(repo_or_dir), sae_id) or location
+        stats = stored_feature_stats(*location)
         if stats is None:
             if model is None or dataset is None:
-                raise ValueError(
-                    f"{repo_or_dir} has no feature_stats.json beside the SAE: pass model= and dataset= to measure them."
-                )
-            # Deferred: hf_geokd.sae imports sae-lens and transformers, needed only when statistics must be measured.
-            from .sae import load_sae, measure_feature_stats, resolve_model
+                if not approximate:
+                    raise ValueError(
+                        f"{repo_or_dir} has no feature_stats.json beside the SAE: pass model= and dataset= to measure "
+                        "them, or approximate=True to use the SAE's sparsity file with no forward pass."
+                    )
+                # Deferred: hf_geokd.sae imports sae-lens, needed only when statistics come from an SAE.
+                from .sae import load_sae_and_sparsity, stats_from_sparsity
 
-            sae = load_sae(repo_or_dir, sae_id, allow_pickle=allow_pickle)
-            stats = measure_feature_stats(sae, resolve_model(model), dataset, hook_name, n_tokens, **measure_kwargs)
+                sae, log_sparsity = load_sae_and_sparsity(repo_or_dir, sae_id, allow_pickle=allow_pickle)
+                if log_sparsity is None:
+                    raise ValueError(f"{repo_or_dir} ships no sparsity.safetensors: pass model= and dataset= instead.")
+                unused = sorted(set(measure_kwargs) - {"alive_threshold"})
+                if unused:
+                    raise ValueError(f"{unused} apply to measuring with a model; the no-forward path takes only "
+                                     "alive_threshold.")
+                stats = stats_from_sparsity(sae, log_sparsity, **measure_kwargs)
+            else:
+                # Deferred: hf_geokd.sae imports sae-lens and transformers, needed only when statistics are measured.
+                from .sae import load_sae, measure_feature_stats, resolve_model
+
+                sae = load_sae(repo_or_dir, sae_id, allow_pickle=allow_pickle)
+                stats = measure_feature_stats(sae, resolve_model(model), dataset, hook_name, n_tokens,
+                                              **measure_kwargs)
         subfolder = sae_subfolder(sae_id)
         stats.metadata.setdefault("sae", str(repo_or_dir) + (f" ({subfolder})" if subfolder else ""))
         return cls(stats, capacity_kind, calibration=calibration, allow_wider=allow_wider, floor_model=floor_model)
@@ -390,7 +423,8 @@ class FloorPredictor(
     def summary(self) -> str:
         s = self.stats
         return (
-            f"F = {s.n_features:,} alive features, L0 = {s.l0:.4g}, alpha = {s.alpha:.5f}; "
+            ("APPROXIMATE statistics (see .approximation); " if self.approximation else "")
+            + f"F = {s.n_features:,} alive features, L0 = {s.l0:.4g}, alpha = {s.alpha:.5f}; "
             f"g = {self.capacity:.4g} ({kind_name(self.capacity_kind)}), d* = {self.critical_width:,.1f}"
             + ("" if self.floor_model is None else "; soft floor " + _describe(self.floor_model))
         )

@@ -1,5 +1,7 @@
 """A small Hub-compatible HTTP server on 127.0.0.1 for tests: the endpoints the real huggingface_hub and
-transformers clients call to create model repos, commit files, list and download them. Anything else is a loud 404.
+transformers clients call to create model repos, commit files, list and download them, with or without a namespace
+("gpt2" as well as "EleutherAI/pythia-70m"), and the agent-harness registry the client fetches once (empty). Anything
+else is a loud 404. ``HubState.add_folder`` seeds a repo from a local folder (a registry release's layout, a model).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 
@@ -31,8 +34,15 @@ class HubState:
             self.commits[repo] = sha
             return sha
 
+    def add_folder(self, repo: str, folder: Path, path_in_repo: str = "") -> str:
+        """Commit every file under ``folder`` to ``repo`` (created if absent), below ``path_in_repo``."""
+        prefix = f"{path_in_repo.strip('/')}/" if path_in_repo.strip("/") else ""
+        files = {prefix + path.relative_to(folder).as_posix(): path.read_bytes()
+                 for path in sorted(Path(folder).rglob("*")) if path.is_file()}
+        return self.commit(repo, files, [])
 
-REPO = r"(?P<repo>[^/]+/[^/]+)"
+
+REPO = r"(?P<repo>(?:[^/]+/)?[^/]+)"  # namespace/name, or a bare legacy name such as "gpt2"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -129,6 +139,8 @@ class Handler(BaseHTTPRequestHandler):
     def _get(self, head: bool) -> None:
         self._body()
         path = urlparse(self.path).path
+        if path == "/api/agent-harnesses":
+            return self._json(200, {"standardEnvVars": [], "harnesses": {}}, head=head)
         match = re.fullmatch(rf"/api/models/{REPO}(/revision/(?P<rev>[^/]+))?", path)
         if match:
             repo = unquote(match["repo"])

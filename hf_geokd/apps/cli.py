@@ -21,6 +21,7 @@ from ..validate.protocols import PROTOCOLS
 # Library messages name Python arguments; the command line names its flags instead.
 FLAG_NAMES = {
     "allow_wider=True": "--allow-wider",
+    "approximate=True": "--approximate",
     "overwrite=True": "--overwrite",
     "pass sae_id=": "pass --sae-id",
     "check sae_id": "check --sae-id",
@@ -52,7 +53,7 @@ def check_folder_flag(value: str | None, flag: str) -> None:
 
 def _from_sae(args: argparse.Namespace) -> FloorPredictor:
     return FloorPredictor.from_sae(args.source, args.sae_id, capacity_kind=args.kind or "paper",
-                                   allow_wider=args.allow_wider)
+                                   allow_wider=args.allow_wider, approximate=args.approximate)
 
 
 def _check_plain_numbers(args: argparse.Namespace) -> None:
@@ -225,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--d-in", type=int, help="teacher hidden size (widths above it are refused)")
     predict.add_argument("--zipf-exponent", type=float, help="assume contributions proportional to rank^-BETA")
     predict.add_argument("--allow-wider", action="store_true", help="accept widths above the teacher's")
+    predict.add_argument(
+        "--approximate", action="store_true",
+        help="an SAE with no stored statistics: approximate them from its sparsity.safetensors (no forward pass)",
+    )
     predict.add_argument("--plot", help="write a PNG of floor vs width for every capacity kind")
     predict.add_argument("--save", help="save the predictor to this folder (refuses to replace other files)")
     predict.add_argument("--overwrite", action="store_true", help="let --save replace files that are not a predictor's")

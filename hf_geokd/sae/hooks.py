@@ -1,4 +1,5 @@
-"""Where an SAE reads a model: hook names, the hooked module, and the model itself from a name or an object."""
+"""Where an SAE reads a model: hook names (module paths or TransformerLens names), the hooked module, and the model
+itself from a name or an object."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from ..sources import local_folder
+from .tl_hooks import LAYOUTS, HookPoint, is_transformer_lens_hook, transformer_lens_hook_point
 
 
 def hook_module(model: torch.nn.Module, hook_name: str) -> torch.nn.Module:
@@ -16,8 +18,19 @@ def hook_module(model: torch.nn.Module, hook_name: str) -> torch.nn.Module:
     if hook_name not in modules:
         layers = [name for name in modules if name.count(".") == 2 and ".layers." in name]
         hint = f" Residual-stream hooks of this model: {layers[0]} ... {layers[-1]}." if layers else ""
-        raise ValueError(f"hook_name {hook_name!r} is not a module of {type(model).__name__}.{hint}")
+        raise ValueError(f"hook_name {hook_name!r} is not a module of {type(model).__name__}.{hint} TransformerLens "
+                         "names (blocks.0.hook_resid_post, ...) are read on GPTNeoX, GPT-2 and Llama-style models.")
     return modules[hook_name]
+
+
+def hook_point(model: torch.nn.Module, hook_name: str) -> HookPoint:
+    """Where ``hook_name`` is read: a TransformerLens name (``blocks.4.hook_resid_pre``) mapped onto the model's
+    modules (see :mod:`hf_geokd.sae.tl_hooks`), or a module path of the model, whose output is read."""
+    if is_transformer_lens_hook(hook_name) and hook_name not in dict(model.named_modules()):
+        return transformer_lens_hook_point(model, hook_name)
+    hook_module(model, hook_name)
+    layout = LAYOUTS.get(getattr(getattr(model, "config", None), "model_type", None))
+    return HookPoint(hook_name, hook_name, "output", layout.norm if layout else None)
 
 
 def sae_hook_name(sae) -> str | None:

@@ -29,6 +29,7 @@ from ..files import read_json, read_safetensors
 from ..sources import HUB_UNREACHABLE, hub_error, local_folder
 
 RAW_CONFIG_NAME = "geokd_sae.json"
+SPARSITY_NAME = "sparsity.safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 
 
@@ -136,15 +137,35 @@ def _fetch(repo_id: str, subfolder: str | None) -> Path:
     return root / subfolder if subfolder else root
 
 
+def release_location(release: str, sae_id: str | None) -> tuple[str, str | None] | None:
+    """The Hub repo and folder of an SAE of sae-lens's registry (``gpt2-small-res-jb``, ``blocks.4.hook_resid_pre``),
+    or None when ``release`` is not a registry release. An unknown ``sae_id`` is an error listing a few valid ones."""
+    lookup = get_pretrained_saes_directory().get(release)
+    if lookup is None:
+        return None
+    if sae_id is not None and sae_id not in lookup.saes_map:
+        known = list(lookup.saes_map)
+        raise ValueError(f"{release} has no SAE {sae_id!r}; its {len(known)} SAEs include {known[:5]}.")
+    return lookup.repo_id, None if sae_id is None else lookup.saes_map[sae_id]
+
+
 def load_sae(repo_or_dir: str | Path, sae_id: str | None = None, allow_pickle: bool = False, device: str = "cpu"):
     """Load an SAE as a sae-lens ``SAE`` from a folder, a Hub repo (``sae_id``: the folder inside it) or a release
     of sae-lens's registry. Weights are read from safetensors only, unless ``allow_pickle=True`` (pickles can run
     code: opt in only for files you trust)."""
+    return load_sae_and_sparsity(repo_or_dir, sae_id, allow_pickle, device)[0]
+
+
+def load_sae_and_sparsity(repo_or_dir: str | Path, sae_id: str | None = None, allow_pickle: bool = False,
+                          device: str = "cpu") -> tuple[Any, torch.Tensor | None]:
+    """:func:`load_sae`, and the SAE's ``sparsity.safetensors`` when it ships one: log10 of each latent's firing
+    frequency (+1e-10) over sae-lens's last feature-sampling window; None otherwise."""
     subfolder = sae_subfolder(sae_id)
     if not Path(repo_or_dir).exists() and str(repo_or_dir) in get_pretrained_saes_directory():
         if subfolder is None:
             raise ValueError(f"{repo_or_dir} is a sae-lens release: pass sae_id= (one of its SAEs).")
-        return SAE.from_pretrained(str(repo_or_dir), subfolder, device=device)
+        sae, _, log_sparsity = SAE.from_pretrained_with_cfg_and_sparsity(str(repo_or_dir), subfolder, device=device)
+        return sae, log_sparsity
     source = local_folder(repo_or_dir)
     folder = (source / subfolder if subfolder else source) if source is not None else _fetch(str(repo_or_dir),
                                                                                              subfolder)
@@ -157,11 +178,13 @@ def load_sae(repo_or_dir: str | Path, sae_id: str | None = None, allow_pickle: b
             f"{folder} stores its weights as a pickle ({', '.join(pickles)}), which can run code when loaded. Convert "
             "it to safetensors, or pass allow_pickle=True if you trust its source."
         )
+    sparsity_file = folder / SPARSITY_NAME
+    log_sparsity = read_safetensors(sparsity_file)["sparsity"] if sparsity_file.is_file() else None
     if layout == "sae_lens":
         try:
-            return SAE.load_from_disk(folder, device=device)
+            return SAE.load_from_disk(folder, device=device), log_sparsity
         except (ValueError, SafetensorError):
             read_json(folder / "cfg.json")  # names the damaged file, if one is
             read_safetensors(folder / "sae_weights.safetensors")
             raise
-    return SAE.load_from_disk(folder, device=device, converter=CONVERTERS[layout])
+    return SAE.load_from_disk(folder, device=device, converter=CONVERTERS[layout]), log_sparsity

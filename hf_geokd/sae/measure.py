@@ -9,12 +9,15 @@ The teacher's forward stops right after the hooked module (the rest of the model
     contribution_i = E[z_i^2] ||W_dec,i||^2   (the energy latent i writes into the residual stream)
 
 The contribution is invariant to how decoder norms are split between encoder and decoder, so it equals E[z_i^2]
-after ``fold_W_dec_norm`` (unit decoder rows) without modifying the SAE (paper section 5.2: I_i = E[z_i^2]).
+after ``fold_W_dec_norm`` (unit decoder rows) without modifying the SAE (paper section 5.2: I_i = E[z_i^2]). For an
+SAE fed x * s (an unfolded norm scaling factor s) it is divided by s^2: the residual stream's units, as if folded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 
 import torch
 from tqdm.auto import tqdm
@@ -22,7 +25,10 @@ from tqdm.auto import tqdm
 from ..checks import check_positive_int
 from ..data import causal_lm_collator
 from ..stats import FeatureStats
-from .hooks import hook_module, sae_hook_name
+from .hooks import hook_point, sae_hook_name
+from .processing import Processing, sae_processing
+from .processing import norm_scaling_factor as norm_scaling_factor_of
+from .tl_hooks import HookPoint
 
 DEFAULT_ALIVE_THRESHOLD = 1e-5
 
@@ -104,75 +110,126 @@ def _check_measure_arguments(n_tokens: int, batch_size: int, alive_threshold: fl
 
 
 @torch.no_grad()
+def activations_at(model, point: HookPoint, dataset, batch_size: int, device: torch.device
+                 ) -> Generator[torch.Tensor, None, None]:
+    """The activations at ``point`` of every non-padding token, one [tokens, d] batch per forward (which stops right
+    after the hooked module). A row's own ``attention_mask`` is honoured, and token ids outside the model's
+    vocabulary are refused by name."""
+    module = model.get_submodule(point.module_name)
+    captured: dict[str, torch.Tensor] = {}
+
+    def capture_output(_module, _inputs, output):
+        captured["x"] = output[0] if isinstance(output, tuple) else output
+        raise _StopForward
+
+    def capture_input(_module, args, kwargs):
+        captured["x"] = args[0] if args else kwargs["hidden_states"]
+        raise _StopForward
+
+    handle = (module.register_forward_hook(capture_output) if point.read == "output"
+              else module.register_forward_pre_hook(capture_input, with_kwargs=True))
+    vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
+    try:
+        for batch in _batches(dataset, batch_size):
+            _check_vocabulary(batch["input_ids"], vocab_size)
+            batch = {key: batch[key].to(device) for key in ("input_ids", "attention_mask")}
+            try:
+                model(**batch)
+            except _StopForward:
+                pass
+            yield point.transform(captured.pop("x")[batch["attention_mask"].bool()])
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def _first_tokens(batches: Generator[torch.Tensor, None, None], n_tokens: int) -> Iterator[Iterator[torch.Tensor]]:
+    """The first ``n_tokens`` rows of ``batches``; the hook is removed on leaving, even after an error."""
+
+    def rows() -> Iterator[torch.Tensor]:
+        seen = 0
+        for x in batches:
+            yield x[: n_tokens - seen]
+            seen += x.shape[0]
+            if seen >= n_tokens:
+                return
+
+    try:
+        yield rows()
+    finally:
+        batches.close()
+
+
+@torch.no_grad()
 def measure_feature_stats(
     sae, model, dataset, hook_name: str | None = None, n_tokens: int = 1_000_000, batch_size: int = 8,
     alive_threshold: float = DEFAULT_ALIVE_THRESHOLD, device: str | torch.device | None = None, progress: bool = True,
+    norm_scaling_factor: float | None = None, norm_estimate_tokens: int = 65_536,
 ) -> FeatureStats:
     """Measure F, L0, alpha and the contribution spectrum of ``sae`` on ``model``'s activations at ``hook_name``.
 
+    The activations are the ones the SAE was trained on: a TransformerLens hook name is read from the matching
+    module input or output (:mod:`hf_geokd.sae.tl_hooks`), then the processing recorded in the SAE's config is
+    reproduced (:mod:`hf_geokd.sae.processing`: centering for ``center_writing_weights``, the norm scaling factor of
+    ``expected_average_only_in``). A latent fires when z_i != 0 (sae-lens's own L0), right for every architecture:
+    a JumpReLU latent above its threshold, a top-k latent selected with a positive pre-activation, a signed abs-top-k.
+
     Args:
-        sae: a sae-lens ``SAE`` (see :func:`hf_geokd.load_sae` for other layouts).
+        sae: a sae-lens ``SAE`` of any architecture (see :func:`hf_geokd.load_sae` for other layouts).
         model: the teacher, a ``transformers`` model.
         dataset: rows with ``input_ids`` (a ``datasets.Dataset``, streamed or not) or token lists; use tokens the
             SAE was not trained on. A row's own ``attention_mask`` is honoured: its padding is dropped, so padded
             rows give the same statistics as the same rows unpadded.
-        hook_name: module path (default: the SAE's own).
+        hook_name: a module path (its output is read) or a TransformerLens hook name (default: the SAE's own).
         n_tokens: real (unmasked) tokens to measure on; the dataset must hold at least that many.
         batch_size: rows per forward pass.
         alive_threshold: a latent is alive when its firing frequency exceeds this (paper: 1e-5).
         device: where to run (default: the model's device). The SAE is moved there in place (``nn.Module.to``),
             and the model is put in eval mode; neither is copied, since an SAE of a real model is large.
+        norm_scaling_factor: for an SAE whose ``normalize_activations`` is ``expected_average_only_in`` and not
+            folded: the factor it was trained with. When absent it is estimated as sqrt(d_in) / E||x|| on the first
+            ``norm_estimate_tokens`` tokens (one more pass over them; ``dataset`` must be re-iterable).
     """
     _check_measure_arguments(n_tokens, batch_size, alive_threshold)
+    check_positive_int(norm_estimate_tokens, "norm_estimate_tokens")
     hook_name = hook_name or sae_hook_name(sae)
     if not hook_name:
         raise ValueError("the SAE's config names no hook: pass hook_name= (e.g. 'gpt_neox.layers.12').")
-    module = hook_module(model, hook_name)
+    point = hook_point(model, hook_name)
     d_in = sae.cfg.d_in
     hidden = getattr(model.config, "hidden_size", d_in)
     if d_in != hidden:
         raise ValueError(
             f"SAE d_in = {d_in} but the model's hidden size is {hidden}: this SAE belongs to another model."
         )
-    vocab_size = getattr(model.config, "vocab_size", None)
+    processing = sae_processing(sae, point, type(model).__name__, norm_scaling_factor)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
     sae = sae.to(device)
-    captured: dict[str, torch.Tensor] = {}
-
-    def capture(_module, _inputs, output):
-        captured["x"] = output[0] if isinstance(output, tuple) else output
-        raise _StopForward
-
+    if processing.estimate_scale:
+        if iter(dataset) is dataset:
+            raise ValueError("estimating the SAE's norm scaling factor needs a second pass over the data, and dataset "
+                             "is a one-shot iterator: pass a re-iterable dataset or norm_scaling_factor=.")
+        with _first_tokens(activations_at(model, point, dataset, batch_size, device), norm_estimate_tokens) as first:
+            scale = norm_scaling_factor_of((Processing(processing.center)(x) for x in first), d_in)
+        processing = replace(processing, scale=scale, estimate_scale=False)
     d_sae = sae.cfg.d_sae
     counts = torch.zeros(d_sae, dtype=torch.float64, device=device)
     squares = torch.zeros(d_sae, dtype=torch.float64, device=device)
     seen = 0
-    handle = module.register_forward_hook(capture)
-    try:
-        with tqdm(total=n_tokens, desc=f"SAE stats at {hook_name}", unit="tok", disable=not progress) as bar:
-            for batch in _batches(dataset, batch_size):
-                _check_vocabulary(batch["input_ids"], vocab_size)
-                batch = {key: batch[key].to(device) for key in ("input_ids", "attention_mask")}
-                try:
-                    model(**batch)
-                except _StopForward:
-                    pass
-                x = captured.pop("x")
-                if x.shape[-1] != d_in:
-                    raise ValueError(f"activations at {hook_name} have width {x.shape[-1]}, the SAE expects {d_in}.")
-                x = x[batch["attention_mask"].bool()][: n_tokens - seen].to(sae.W_dec.dtype)
-                if not torch.isfinite(x).all():
-                    raise ValueError(f"NaN or infinite activations at {hook_name}: check the model's dtype and inputs.")
-                z = sae.encode(x)
-                counts += (z > 0).sum(0, dtype=torch.float64)
-                squares += z.double().pow(2).sum(0)
-                seen += x.shape[0]
-                bar.update(x.shape[0])
-                if seen >= n_tokens:
-                    break
-    finally:
-        handle.remove()
+    with (tqdm(total=n_tokens, desc=f"SAE stats at {hook_name}", unit="tok", disable=not progress) as bar,
+          _first_tokens(activations_at(model, point, dataset, batch_size, device), n_tokens) as activations):
+        for x in activations:
+            if x.shape[-1] != d_in:
+                raise ValueError(f"activations at {hook_name} have width {x.shape[-1]}, the SAE expects {d_in}.")
+            x = processing(x.to(sae.W_dec.dtype))
+            if not torch.isfinite(x).all():
+                raise ValueError(f"NaN or infinite activations at {hook_name}: check the model's dtype and inputs.")
+            z = sae.encode(x)
+            counts += (z != 0).sum(0, dtype=torch.float64)
+            squares += z.double().pow(2).sum(0)
+            seen += x.shape[0]
+            bar.update(x.shape[0])
     if seen == 0:
         raise ValueError("the dataset is empty: pass rows with input_ids.")
     if seen < n_tokens:
@@ -188,7 +245,7 @@ def measure_feature_stats(
             f"no latent of this SAE fires more often than {alive_threshold:g} on {seen:,} tokens: it is dead on this "
             "data (wrong hook or model?), or lower alive_threshold."
         )
-    energy = squares / seen * sae.W_dec.detach().double().pow(2).sum(-1)
+    energy = squares / seen * sae.W_dec.detach().double().pow(2).sum(-1) / (processing.scale or 1.0) ** 2
     l0 = float(counts[alive].sum() / seen)
     return FeatureStats.from_counts(
         n_alive,
@@ -198,5 +255,6 @@ def measure_feature_stats(
         hook_name=hook_name,
         d_in=d_in,
         alive_threshold=alive_threshold,
-        metadata={"d_sae": d_sae, "dead_latents": d_sae - n_alive},
+        metadata={"d_sae": d_sae, "dead_latents": d_sae - n_alive, "read": f"{point.read} of {point.module_name}",
+                  **processing.describe()},
     )
