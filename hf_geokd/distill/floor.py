@@ -64,7 +64,7 @@ class FloorEstimate:
 
 def estimate_floor(
     steps, losses, fraction: float = 0.1, tail: float = 0.9, tolerance: float = 0.01, min_evaluations: int = 5,
-    bootstrap: int = 200, confidence: float = 0.9, seed: int = 0,
+    bootstrap: int = 200, confidence: float = 0.9, seed: int = 0, lower_bound: float | None = 0.0,
 ) -> FloorEstimate:
     """Floor, asymptote and convergence of a run from its evaluation history (see the module docstring for the rule).
 
@@ -76,6 +76,8 @@ def estimate_floor(
         tolerance: largest relative improvement per doubling of steps that still counts as converged.
         min_evaluations: fewest tail evaluations on which convergence can be declared.
         bootstrap: residual-bootstrap refits for the asymptote's interval.
+        lower_bound: the asymptote is kept at or above it (0: a KL or cross-entropy loss is never negative, and a
+            short run's unconstrained fit can put L_inf below 0); None leaves it free.
     """
     t = np.asarray(steps, dtype=np.float64).reshape(-1)
     y = np.asarray(losses, dtype=np.float64).reshape(-1)
@@ -96,9 +98,9 @@ def estimate_floor(
         return FloorEstimate(floor, nan, nan, nan, nan, nan, nan, False,
                              f"only {count} tail evaluations: at least {min_evaluations} are needed", int(t.size),
                              int(t[-1]))
-    amplitude, exponent, asymptote = least_squares_power_law(t_tail, y_tail, EXPONENT_RANGE)
+    amplitude, exponent, asymptote = _fit_above(t_tail, y_tail, lower_bound)
     fitted = amplitude * t_tail ** (-exponent) + asymptote
-    low, high = _bootstrap_asymptote(t_tail, y_tail, fitted, bootstrap, confidence, seed)
+    low, high = _bootstrap_asymptote(t_tail, y_tail, fitted, bootstrap, confidence, seed, lower_bound)
     improvement = max(0.0, amplitude * t[-1] ** (-exponent) * (1.0 - 2.0 ** (-exponent)))
     relative = improvement / abs(floor) if floor != 0 else math.inf
     if count < min_evaluations:
@@ -113,15 +115,28 @@ def estimate_floor(
                          int(t.size), int(t[-1]))
 
 
+def _fit_above(t: np.ndarray, y: np.ndarray, lower_bound: float | None) -> tuple[float, float, float]:
+    """(A, b, L_inf) of L_inf + A t^-b by least squares, with L_inf >= ``lower_bound`` (None: unbounded). A fit whose
+    L_inf falls below the bound is refitted with L_inf at the bound (the constrained optimum lies on it)."""
+    amplitude, exponent, asymptote = least_squares_power_law(t, y, EXPONENT_RANGE)
+    if lower_bound is None or asymptote >= lower_bound:
+        return amplitude, exponent, asymptote
+    grid = np.linspace(*EXPONENT_RANGE, 2000)
+    powers = t[None, :] ** (-grid[:, None])
+    shifted = y - lower_bound
+    amplitudes = (powers @ shifted) / np.sum(powers**2, axis=1)
+    best = int(np.argmin(np.sum((amplitudes[:, None] * powers - shifted) ** 2, axis=1)))
+    return float(amplitudes[best]), float(grid[best]), float(lower_bound)
+
+
 def _bootstrap_asymptote(t: np.ndarray, y: np.ndarray, fitted: np.ndarray, samples: int, confidence: float,
-                         seed: int) -> tuple[float, float]:
+                         seed: int, lower_bound: float | None) -> tuple[float, float]:
     """Percentile interval of L_inf over refits to the fitted curve plus resampled residuals."""
     if samples <= 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     residuals = y - fitted
-    draws = [least_squares_power_law(t, fitted + rng.choice(residuals, residuals.size), EXPONENT_RANGE)[2]
-             for _ in range(samples)]
+    draws = [_fit_above(t, fitted + rng.choice(residuals, residuals.size), lower_bound)[2] for _ in range(samples)]
     tail = 50.0 * (1.0 - confidence)
     return float(np.percentile(draws, tail)), float(np.percentile(draws, 100.0 - tail))
 

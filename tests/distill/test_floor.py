@@ -24,9 +24,10 @@ def test_convergence_is_false_on_a_curve_still_falling_and_true_once_flat():
     assert estimate.improvement_per_doubling == pytest.approx(2.0 * 300**-0.5 * (1 - 2**-0.5), rel=0.02)
     flat = 0.5 + 0.5 * STEPS ** -1.0
     assert estimate_floor(STEPS, flat).converged
-    # a straight line in log t never converges, whatever the fit makes of its asymptote
+    # a straight line in log t never converges, whatever the fit makes of its asymptote (it crosses 0 at t = e^30:
+    # not a loss, so the asymptote is left free)
     line = 3.0 - 0.1 * np.log(STEPS)
-    estimate = estimate_floor(STEPS, line)
+    estimate = estimate_floor(STEPS, line, lower_bound=None)
     assert not estimate.converged and estimate.improvement_per_doubling == pytest.approx(0.1 * np.log(2), rel=0.05)
 
 
@@ -57,3 +58,13 @@ def test_callback_logs_floor_and_stops_once_converged():
     assert len(callback.evaluations) == count and callback.evaluations[-1] == 0.7
     restored = LossFloorCallback(**callback.state()["args"])
     assert restored.steps == callback.steps and restored.floor == callback.floor
+
+
+def test_the_asymptote_of_a_loss_never_falls_below_zero():
+    steps = np.arange(10, 250, 10, dtype=float)
+    losses = 2.0 - 0.35 * np.log(steps)  # a short run still falling as a line in log t: L_inf is not identifiable
+    free = estimate_floor(steps, losses, lower_bound=None, bootstrap=20)
+    bounded = estimate_floor(steps, losses, bootstrap=20)
+    assert free.asymptote < 0  # the unconstrained fit extrapolates below zero
+    assert bounded.asymptote == 0.0 and bounded.asymptote_low >= 0.0
+    assert not bounded.converged
