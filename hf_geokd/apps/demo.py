@@ -268,7 +268,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
     predictor.save_pretrained(config.out / "predictor")
     with _stage(config, "held-out validation"):
         validation = score_predictors(load_observations(config.out), protocols=DEMO_PROTOCOLS,
-                                      soft_fit=SHIPPED_SOFT_FLOOR, soft_label="toy-fitted shape")
+                                      soft_fit=SHIPPED_SOFT_FLOOR, soft_label="shipped shape")
         validation_report = write_validation_report(validation, config.out / "validation",
                                                     "Tiny transformer: held-out floor predictions")
     with _stage(config, "feature survival"):
