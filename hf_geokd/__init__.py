@@ -24,6 +24,7 @@ from .capacity import (
     predicted_floor,
 )
 from .predictor import FloorPredictor
+from .soft_floor import SHIPPED_SOFT_FLOOR, SoftFloor, SoftFloorFit, fit_soft_floor
 from .stats import FeatureStats
 
 __version__ = "0.2.0"
@@ -34,13 +35,16 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for IDEs and type che
         DistillationConfig,
         DistillationTrainer,
         LossFloorCallback,
+        MultiStudentDistillationTrainer,
         build_student,
+        estimate_floor,
         pythia_config,
         student_config,
     )
     from .probing import ProbeCallback, run_probes
     from .sae import load_sae, measure_feature_stats, push_sae_to_hub, train_sae
     from .survival import FeatureSurvival, measure_feature_survival
+    from .validate import load_observations, score_predictors
 
 _LAZY = {
     "toy": ("hf_geokd.toy", None),
@@ -50,6 +54,10 @@ _LAZY = {
     "DistillationConfig": ("hf_geokd.distill", "DistillationConfig"),
     "DistillationTrainer": ("hf_geokd.distill", "DistillationTrainer"),
     "LossFloorCallback": ("hf_geokd.distill", "LossFloorCallback"),
+    "MultiStudentDistillationTrainer": ("hf_geokd.distill", "MultiStudentDistillationTrainer"),
+    "estimate_floor": ("hf_geokd.distill", "estimate_floor"),
+    "load_observations": ("hf_geokd.validate", "load_observations"),
+    "score_predictors": ("hf_geokd.validate", "score_predictors"),
     "train_sae": ("hf_geokd.sae", "train_sae"),
     "load_sae": ("hf_geokd.sae", "load_sae"),
     "measure_feature_stats": ("hf_geokd.sae", "measure_feature_stats"),
@@ -74,6 +82,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "SHIPPED_SOFT_FLOOR", "MultiStudentDistillationTrainer", "SoftFloor", "SoftFloorFit", "estimate_floor",
+    "fit_soft_floor", "load_observations", "score_predictors",
     "CAPACITY_KINDS", "CapacityWarning", "DistillationConfig", "DistillationTrainer", "FeatureStats",
     "FeatureSurvival", "FittedCapacity", "FloorPredictor", "LossFloorCallback", "PowerLawFit", "ProbeCallback",
     "TwoComponentFit", "build_student", "capacity", "critical_width", "fit_power_law", "fit_two_component",

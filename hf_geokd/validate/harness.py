@@ -28,13 +28,6 @@ class ValidationResults:
     predictions: pd.DataFrame
     observations: Observations
 
-    def best(self, protocol: str, metric: str = "median_accuracy_pct") -> pd.Series:
-        """The best-scoring predictor's row under ``protocol``."""
-        rows = self.scores[self.scores["protocol"] == protocol].dropna(subset=[metric])
-        if rows.empty:
-            raise ValueError(f"no predictor was scored under {protocol!r}.")
-        return rows.loc[rows[metric].idxmax()]
-
 
 def score_predictors(
     observations: Observations, protocols: tuple[str, ...] = PROTOCOLS, predictors: list[Predictor] | None = None,
