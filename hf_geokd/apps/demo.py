@@ -256,13 +256,18 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
     predictor = FloorPredictor(stats, "paper")
     students["predicted_floor"] = predictor.predict(list(students["width"]))["predicted_floor"].to_numpy()
     widths, observed = students["width"].to_numpy(), students["observed_floor"].to_numpy()
-    fixed = predictor.calibrate(list(widths), list(observed), control_width=config.teacher_hidden)
     compressed = students[students["width"] < config.teacher_hidden]
-    affine = fit_two_component(compressed["predicted_floor"], compressed["observed_floor"])
+    try:  # Eq. 3 needs a nonzero predicted floor: past d* at every width there is nothing to calibrate
+        fixed = predictor.calibrate(list(widths), list(observed), control_width=config.teacher_hidden)
+        affine = fit_two_component(compressed["predicted_floor"], compressed["observed_floor"])
+        calibration_error = None
+        plot_calibration(compressed["predicted_floor"], compressed["observed_floor"], affine,
+                         config.out / "calibration.png", labels=compressed["width"],
+                         title="Tiny teacher: observed vs predicted floor")
+    except ValueError as error:
+        fixed = affine = None
+        calibration_error = str(error)
     power = fit_power_law(compressed["width"], compressed["observed_floor"])
-    plot_calibration(compressed["predicted_floor"], compressed["observed_floor"], affine,
-                     config.out / "calibration.png", labels=compressed["width"],
-                     title="Tiny teacher: observed vs predicted floor")
     plot_power_law(compressed["width"], compressed["observed_floor"], power, config.out / "power_law.png",
                    title="Tiny teacher: observed floor vs width")
     predictor.save_pretrained(config.out / "predictor")
@@ -282,7 +287,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
         critical_widths={kind: table.attrs["critical_width"] for kind, table in tables.items()},
         predicted_table=pd.DataFrame({"width": config.all_widths, **{kind: table["predicted_floor"].to_numpy()
                                                                       for kind, table in tables.items()}}),
-        students=students, fixed=fixed, affine=affine, power=power, probes=probes,
+        students=students, fixed=fixed, affine=affine, calibration_error=calibration_error, power=power, probes=probes,
         decreasing=bool(np.all(np.diff(observed) < 0)),
         same_order=bool(np.all(np.argsort(-students["predicted_floor"].to_numpy(), kind="stable")
                                == np.argsort(-observed, kind="stable"))),
