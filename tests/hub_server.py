@@ -9,7 +9,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -186,3 +190,14 @@ def start_hub_server() -> tuple[ThreadingHTTPServer, HubState, str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, state, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def run_against_hub(url: str, cache, code: str) -> str:
+    """Run ``code`` in a fresh Python process whose Hub client talks to the server at ``url`` (cache in ``cache``);
+    fail with its stderr unless it exits 0, and return its stdout."""
+    env = {**os.environ, "HF_ENDPOINT": url, "HF_TOKEN": "test-token", "HF_HUB_CACHE": str(cache),
+           "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0", "WANDB_MODE": "disabled"}
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout

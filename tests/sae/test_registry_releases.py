@@ -4,14 +4,10 @@ under a TransformerLens-known name, and the statistics equal those computed from
 model loaded with the release's model_from_pretrained_kwargs."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
-from hub_server import start_hub_server
+from hub_server import run_against_hub
 from safetensors.torch import save_file
 from tl_reference import VOCAB, D, stats_from_latents, tiny_model, transformer_lens_model
 
@@ -36,22 +32,6 @@ RELEASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def hub():
-    server, state, url = start_hub_server()
-    yield state, url
-    server.shutdown()
-
-
-def run(url: str, cache, code: str) -> str:
-    env = {**os.environ, "HF_ENDPOINT": url, "HF_TOKEN": "test-token", "HF_HUB_CACHE": str(cache),
-           "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0", "WANDB_MODE": "disabled"}
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
 @pytest.mark.parametrize("release, sae_id, repo, path, model_name, kind, config, kwargs", RELEASES,
                          ids=[release[0] for release in RELEASES])
 def test_a_registry_release_end_to_end(hub, tmp_path, release, sae_id, repo, path, model_name, kind, config, kwargs):
@@ -72,7 +52,7 @@ def test_a_registry_release_end_to_end(hub, tmp_path, release, sae_id, repo, pat
     save_file({"sparsity": torch.log10(frequencies + 1e-10)}, str(folder / "sparsity.safetensors"))
     state.add_folder(repo, tmp_path / "release")
     rows = [{"input_ids": row} for row in TOKENS.tolist()]
-    output = run(url, tmp_path / "cache", f"""
+    output = run_against_hub(url, tmp_path / "cache", f"""
         import json
         from hf_geokd import FloorPredictor
         predictor = FloorPredictor.from_sae({release!r}, sae_id={sae_id!r}, model={model_name!r}, dataset={rows!r},

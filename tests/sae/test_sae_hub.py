@@ -4,13 +4,12 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 from datasets import load_from_disk
-from hub_server import start_hub_server
+from hub_server import run_against_hub
 from transformers import AutoModelForCausalLM
 
 from hf_geokd import FloorPredictor
@@ -20,22 +19,6 @@ pytestmark = pytest.mark.slow  # sae-lens training, a local Hub server, fresh pr
 
 HOOK = "gpt_neox.layers.1"
 WIDTHS = [2, 4, 8, 16]
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    server, state, url = start_hub_server()
-    yield state, url
-    server.shutdown()
-
-
-def run(url: str, cache, code: str) -> str:
-    env = {**os.environ, "HF_ENDPOINT": url, "HF_TOKEN": "test-token", "HF_HUB_CACHE": str(cache),
-           "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0", "WANDB_MODE": "disabled"}
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +44,7 @@ def test_sae_and_predictor_round_trip_through_the_hub(hub, trained_sae, tmp_path
     state, url = hub
     local = FloorPredictor.from_sae(trained_sae.parent, sae_id=HOOK)
     expected = local.predict(WIDTHS)["predicted_floor"].tolist()
-    run(url, tmp_path / "push-cache", f"""
+    run_against_hub(url, tmp_path / "push-cache", f"""
         from hf_geokd import FloorPredictor
         from hf_geokd.sae import push_sae_to_hub
         push_sae_to_hub({str(trained_sae)!r}, "me/tiny-sae")
@@ -72,7 +55,7 @@ def test_sae_and_predictor_round_trip_through_the_hub(hub, trained_sae, tmp_path
     card = state.repos["me/tiny-sae"]["README.md"].decode()
     assert "## Predicted floors" in card and f"![predicted floors]({HOOK}/predicted_floors.png)" in card
     assert f'SAE.from_pretrained("me/tiny-sae", "{HOOK}")' in card
-    output = run(url, tmp_path / "fresh-cache", f"""
+    output = run_against_hub(url, tmp_path / "fresh-cache", f"""
         import json
         from hf_geokd import FloorPredictor
         from hf_geokd.sae import load_sae
@@ -84,7 +67,7 @@ def test_sae_and_predictor_round_trip_through_the_hub(hub, trained_sae, tmp_path
     from_sae, pushed, d_sae = json.loads(output.strip().splitlines()[-1])
     assert from_sae == pytest.approx(expected, rel=1e-12) and pushed == pytest.approx(expected, rel=1e-12)
     assert d_sae == 128
-    cli = run(url, tmp_path / "cli-cache", f"""
+    cli = run_against_hub(url, tmp_path / "cli-cache", f"""
         from hf_geokd.apps.cli import main
         raise SystemExit(main(["predict", "me/tiny-sae", "--sae-id", {HOOK!r}, "--widths", "2", "4"]))
     """)
@@ -94,7 +77,7 @@ def test_sae_and_predictor_round_trip_through_the_hub(hub, trained_sae, tmp_path
 
 def test_missing_repo_and_files_are_clear(hub, tmp_path):
     _, url = hub
-    output = run(url, tmp_path / "cache", """
+    output = run_against_hub(url, tmp_path / "cache", """
         from hf_geokd import FloorPredictor
         for call in (lambda: FloorPredictor.from_sae("me/does-not-exist", sae_id="x"),
                      lambda: FloorPredictor.from_pretrained("me/tiny-sae")):
@@ -110,7 +93,7 @@ def test_missing_repo_and_files_are_clear(hub, tmp_path):
 def test_transformers_client_and_measuring_from_a_hub_teacher(hub, tiny_artifacts, trained_sae, tmp_path):
     state, url = hub
     blocks = str(tiny_artifacts / "blocks")
-    run(url, tmp_path / "push-cache", f"""
+    run_against_hub(url, tmp_path / "push-cache", f"""
         from transformers import AutoModelForCausalLM, AutoTokenizer
         AutoModelForCausalLM.from_pretrained({str(tiny_artifacts / "teacher")!r}).push_to_hub("me/tiny-teacher")
         AutoTokenizer.from_pretrained({str(tiny_artifacts / "teacher")!r}).push_to_hub("me/tiny-teacher")
@@ -118,7 +101,7 @@ def test_transformers_client_and_measuring_from_a_hub_teacher(hub, tiny_artifact
         upload_saes_to_huggingface({{{HOOK!r}: {str(trained_sae)!r}}}, "me/bare-sae", show_progress=False)
     """)
     assert f"{HOOK}/feature_stats.json" not in state.repos["me/bare-sae"]  # sae-lens's uploader leaves our stats out
-    output = run(url, tmp_path / "fresh", f"""
+    output = run_against_hub(url, tmp_path / "fresh", f"""
         from datasets import load_from_disk
         from hf_geokd import FloorPredictor
         from hf_geokd.distill import build_student
