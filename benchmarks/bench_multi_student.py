@@ -17,11 +17,11 @@ another (``DistillationTrainer``), and a distillation step against a CE step, al
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 
 import torch
+from bench_distill import synchronize, timed  # the same timing as the KL benchmark (same folder)
 from transformers import GPTNeoXForCausalLM
 
 from hf_geokd.data import causal_lm_collator
@@ -39,11 +39,6 @@ PRESETS = {
     "demo": dict(vocab=4096, hidden=128, layers=4, heads=4, batch=16, seq=128, widths=(8, 16, 32, 64, 128)),
     "paper": dict(vocab=50304, hidden=1024, layers=24, heads=16, batch=4, seq=512, widths=(128, 256, 512, 768, 1024)),
 }
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def make_teacher(preset: dict) -> GPTNeoXForCausalLM:
@@ -99,18 +94,6 @@ def sweep_benchmark(device: torch.device, preset: dict, steps: int, bf16: bool) 
     print(f"  separate runs, total:  {total:8.2f} s")
     print(f"  one run, all widths:   {together:8.2f} s")
     print(f"  ratio one run / separate: {together / total:.3f}   (goal <= 0.75)")
-
-
-def timed(device: torch.device, run, repeats: int) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        run()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def step_benchmark(device: torch.device, preset: dict, repeats: int, bf16: bool) -> None:
