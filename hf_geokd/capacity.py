@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -62,6 +62,19 @@ class FittedCapacity:
 
     def to_dict(self) -> dict:
         return {"a": self.a, "b": self.b, "base": self.base}
+
+    @classmethod
+    def from_kept_counts(cls, widths: Sequence[float], kept: Sequence[float]) -> FittedCapacity:
+        """A constant measured capacity (b = 0) from features kept by students of one teacher: Theorem 1's
+        F_S = d_S g is a line through the origin in d_S, whose least-squares slope is g_eff = sum k d / sum d^2."""
+        widths, kept = np.asarray(widths, dtype=float), np.asarray(kept, dtype=float)
+        if widths.size == 0 or widths.shape != kept.shape:
+            raise ValueError(f"pass one kept-feature count per student width (got {widths.size} widths and "
+                             f"{kept.size} counts).")
+        slope = float((kept * widths).sum() / (widths * widths).sum())
+        if not slope > 0:
+            raise ValueError("no student keeps any feature (every count is 0): there is no measured capacity.")
+        return cls(a=slope, b=0.0, base="dt_signed")
 
 
 CapacityKind = str | FittedCapacity

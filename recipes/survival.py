@@ -2,6 +2,8 @@
 
     python recipes/survival.py recipes/pythia-410m/survival.yaml
     python recipes/survival.py recipes/tiny/survival.yaml        # the demo's teacher, SAE and students
+    accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/survival.py \
+        recipes/pythia-410m/survival.yaml                        # the students shared out between processes
 
 For every student, one streaming pass over held-out blocks fits a ridge read-out from the student's residual stream
 (its block at the SAE hook's relative depth) to each alive SAE latent of the teacher and scores it on held-out
@@ -9,6 +11,11 @@ sequences, normalised by the same read-out on the teacher's own residual, with r
 shuffled pairing and the token identity as controls. Writes one ``FeatureSurvival`` folder per student,
 ``staircase.csv`` / ``.md`` / ``.png`` and ``summary.json`` (k* and g_eff = k*/d_S per width, and the fit across
 widths, which ``FloorPredictor(stats, capacity_kind=hf_geokd.survival.measured_capacity(results))`` takes).
+
+Under ``accelerate launch`` each process measures its share of the students on its own device (the passes are
+independent), and the main process writes the study once all are done. A student whose result is already in
+``output_dir`` (``d_S=<width>/``, measured from the same student folder) is not measured again, so an interrupted run
+resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -17,13 +24,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from accelerate import PartialState
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from hf_geokd.apps.recipe import parse_recipe_args
 from hf_geokd.data import load_token_blocks
 from hf_geokd.sae import load_sae
-from hf_geokd.survival import measure_feature_survival, write_survival_study
+from hf_geokd.survival import FeatureSurvival, measure_feature_survival, write_survival_study
 
 
 @dataclass
@@ -54,37 +61,68 @@ class SurvivalArguments:
     threshold: float = field(default=0.5)
     min_firings: int = field(default=20)
     seed: int = field(default=0)
-    device: str = field(default="cuda" if torch.cuda.is_available() else "cpu")
+    device: str | None = field(default=None, metadata={"help": "Default: this process's device (accelerate)."})
+
+
+def result_folder(output_dir: str, student: str) -> Path:
+    """Where a student's result is saved: ``d_S=<width>`` (its width read from its config, without the weights)."""
+    return Path(output_dir) / f"d_S={AutoConfig.from_pretrained(student).hidden_size}"
+
+
+def measured_before(folder: Path, student: str) -> bool:
+    """True when ``folder`` holds a finished result for this very student (a resumed run skips it)."""
+    try:
+        return FeatureSurvival.load(folder).metadata.get("student") == student
+    except (FileNotFoundError, ValueError):
+        return False
 
 
 def main() -> None:
     (args,) = parse_recipe_args((SurvivalArguments,))
-    teacher = AutoModelForCausalLM.from_pretrained(args.teacher_name_or_path).to(args.device)
-    tokenizer = AutoTokenizer.from_pretrained(args.teacher_name_or_path)
-    sae = load_sae(args.sae_path, args.sae_id)
+    state = PartialState()
+    device = args.device or str(state.device)
+    folders = [result_folder(args.output_dir, name) for name in args.students]
+    if len(set(folders)) != len(folders):
+        raise ValueError(f"two students have the same width ({[f.name for f in folders]}): measure one per run.")
+    with state.split_between_processes(list(zip(args.students, folders))) as mine:
+        todo = [(name, folder) for name, folder in mine if not measured_before(folder, name)]
+        if todo:
+            teacher = AutoModelForCausalLM.from_pretrained(args.teacher_name_or_path).to(device)
+            tokenizer = AutoTokenizer.from_pretrained(args.teacher_name_or_path)
+            sae = load_sae(args.sae_path, args.sae_id)
+            blocks = held_out_blocks(args, tokenizer)
+            n_tokens = min(args.n_tokens, sum(len(ids) for ids in blocks["input_ids"]))
+        for name, folder in todo:
+            result = measure_feature_survival(
+                teacher, sae, AutoModelForCausalLM.from_pretrained(name), blocks, hook_name=args.hook_name,
+                student_hook=args.student_hook, n_tokens=n_tokens, batch_size=args.batch_size, held_out=args.held_out,
+                ridge=args.ridge, null_students=args.null_students, token_baseline=args.token_baseline,
+                probe=args.probe, probe_epochs=args.probe_epochs, probe_lr=args.probe_lr, threshold=args.threshold,
+                min_firings=args.min_firings, seed=args.seed, device=device, progress=state.is_local_main_process,
+            )
+            result.metadata.update(student=name, teacher=args.teacher_name_or_path, sae=args.sae_path,
+                                   process=state.process_index)
+            result.save(folder)
+            print(f"[process {state.process_index}] {name}: d_S={result.student_width} k*={result.k_star()} "
+                  f"g_eff={result.g_eff():.3g} survived={int(result.survived().sum())}/{int(result.scorable.sum())}"
+                  " scorable", flush=True)
+    state.wait_for_everyone()  # every process has saved its results
+    if state.is_main_process:
+        summary = write_survival_study([FeatureSurvival.load(folder) for folder in folders], args.output_dir)
+        print((Path(args.output_dir) / "staircase.md").read_text())
+        print(f"g_eff fitted across widths: {summary['g_eff_fit']:.4g} (alpha = {summary['alpha']:.4g})")
+
+
+def held_out_blocks(args: SurvivalArguments, tokenizer):
+    """The blocks the read-outs are fitted and scored on: ``n_tokens`` of them after the first ``skip_blocks``."""
     n_blocks = math.ceil(args.n_tokens / args.block_size)
     blocks = load_token_blocks(tokenizer, args.block_size, args.skip_blocks + n_blocks, dataset_name=args.dataset_name,
                                dataset_path=args.dataset_path, split=args.split, text_column=args.text_column,
                                skip_documents=args.skip_documents)
-    blocks = blocks.select(range(min(args.skip_blocks, len(blocks)), len(blocks)))
-    n_tokens = min(args.n_tokens, sum(len(ids) for ids in blocks["input_ids"]))
-    results = []
-    for name in args.students:
-        student = AutoModelForCausalLM.from_pretrained(name)
-        result = measure_feature_survival(
-            teacher, sae, student, blocks, hook_name=args.hook_name, student_hook=args.student_hook, n_tokens=n_tokens,
-            batch_size=args.batch_size, held_out=args.held_out, ridge=args.ridge, null_students=args.null_students,
-            token_baseline=args.token_baseline, probe=args.probe, probe_epochs=args.probe_epochs,
-            probe_lr=args.probe_lr, threshold=args.threshold, min_firings=args.min_firings,
-            seed=args.seed, device=args.device,
-        )
-        result.metadata.update(student=name, teacher=args.teacher_name_or_path, sae=args.sae_path)
-        print(f"{name}: d_S={result.student_width} k*={result.k_star()} g_eff={result.g_eff():.3g} "
-              f"survived={int(result.survived().sum())}/{int(result.scorable.sum())} scorable")
-        results.append(result)
-    summary = write_survival_study(results, args.output_dir)
-    print((Path(args.output_dir) / "staircase.md").read_text())
-    print(f"g_eff fitted across widths: {summary['g_eff_fit']:.4g} (alpha = {summary['alpha']:.4g})")
+    if len(blocks) <= args.skip_blocks:
+        raise ValueError(f"the dataset holds {len(blocks):,} blocks, all within skip_blocks={args.skip_blocks:,}: "
+                         "lower skip_blocks or pass more data.")
+    return blocks.select(range(args.skip_blocks, len(blocks)))
 
 
 if __name__ == "__main__":

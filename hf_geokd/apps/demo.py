@@ -226,6 +226,16 @@ def _probes(config: DemoConfig, articles, tokenizer, teacher, students_dir: Path
     return pd.concat(tables, ignore_index=True)
 
 
+def _timings_history(config: DemoConfig) -> pd.DataFrame:
+    """Stage wall times (s) of every invocation in this folder, oldest first (``timings.json``): a stage reused from
+    an earlier invocation takes ~0 s in the later ones, so the first row is what the whole run cost."""
+    path = config.out / "timings.json"
+    history = json.loads(path.read_text()) if path.is_file() else []
+    history.append({"preset": config.preset, **{name: round(seconds, 1) for name, seconds in config.timings.items()}})
+    path.write_text(json.dumps(history, indent=1) + "\n")
+    return pd.DataFrame(history)
+
+
 def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
     """Run every stage and return the path of ``report.md``; finished stages are reused from ``out``."""
     config = config or DemoConfig()
@@ -271,17 +281,18 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
     plot_power_law(compressed["width"], compressed["observed_floor"], power, config.out / "power_law.png",
                    title="Tiny teacher: observed floor vs width")
     predictor.save_pretrained(config.out / "predictor")
-    with _stage(config, "held-out validation"):
+    with _stage(config, "feature survival"):
+        survival = _survival(config, teacher, test, sae_dir)
+    with _stage(config, "held-out validation"):  # after survival: its k* calibrate the measured-capacity predictor
         validation = score_predictors(load_observations(config.out), protocols=DEMO_PROTOCOLS,
                                       soft_fit=SHIPPED_SOFT_FLOOR, soft_label="shipped shape")
         validation_report = write_validation_report(validation, config.out / "validation",
                                                     "Tiny transformer: held-out floor predictions")
-    with _stage(config, "feature survival"):
-        survival = _survival(config, teacher, test, sae_dir)
     with _stage(config, "probes"):
         probes = _probes(config, articles, tokenizer, teacher, config.out / "students")
         accuracy_heatmap(probes, config.out / "probes.png", f"Probe accuracy, layer {config.sae_layer}")
     paper_report = write_paper_report(paper_checks(), config.out / "paper")
+    timings = _timings_history(config)
     return render_report(
         "demo.md.j2", config.out / "report.md", config=config, stats=stats, claims=paper_claims(),
         critical_widths={kind: table.attrs["critical_width"] for kind, table in tables.items()},
@@ -294,6 +305,6 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
         teacher_eval=json.loads((config.out / "teacher" / "eval.json").read_text()),
         validation=validation, validation_report=validation_report.relative_to(config.out),
         survival=survival, survival_table=(config.out / "survival" / "staircase.md").read_text(),
-        paper_report=paper_report.relative_to(config.out), timings=pd.DataFrame([config.timings]),
+        paper_report=paper_report.relative_to(config.out), timings=timings,
         settings={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items() if k != "timings"},
     )

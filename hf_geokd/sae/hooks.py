@@ -33,6 +33,37 @@ def hook_point(model: torch.nn.Module, hook_name: str) -> HookPoint:
     return HookPoint(hook_name, hook_name, "output", layout.norm if layout else None)
 
 
+class _StopForward(Exception):
+    """Raised by the hook once the activation is captured: the layers after it are not run."""
+
+
+def read_hook(model: torch.nn.Module, point: HookPoint, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[n_real_tokens, d]: ``point``'s activation of every token where ``batch["attention_mask"]`` is 1, from one
+    forward that stops right after the hooked module (the layers past it are not run)."""
+    module = model.get_submodule(point.module_name)
+    captured: dict[str, torch.Tensor] = {}
+
+    def capture_output(_module, _inputs, output):
+        captured["x"] = output[0] if isinstance(output, tuple) else output
+        raise _StopForward
+
+    def capture_input(_module, args, kwargs):
+        captured["x"] = args[0] if args else kwargs["hidden_states"]
+        raise _StopForward
+
+    handle = (module.register_forward_hook(capture_output) if point.read == "output"
+              else module.register_forward_pre_hook(capture_input, with_kwargs=True))
+    try:
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    if "x" not in captured:
+        raise ValueError(f"the forward pass never reached {point.hook_name!r}: is it on the model's forward path?")
+    return point.transform(captured["x"][batch["attention_mask"].bool()])
+
+
 def sae_hook_name(sae) -> str | None:
     """The hook an SAE was trained on, when its config says."""
     metadata = getattr(sae.cfg, "metadata", None)

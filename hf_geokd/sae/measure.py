@@ -25,16 +25,12 @@ from tqdm.auto import tqdm
 from ..checks import check_positive_int
 from ..data import causal_lm_collator
 from ..stats import FeatureStats
-from .hooks import hook_point, sae_hook_name
+from .hooks import hook_point, read_hook, sae_hook_name
 from .processing import Processing, sae_processing
 from .processing import norm_scaling_factor as norm_scaling_factor_of
 from .tl_hooks import HookPoint
 
 DEFAULT_ALIVE_THRESHOLD = 1e-5
-
-
-class _StopForward(Exception):
-    """Raised by the hook once the activation is captured: the layers after it are not run."""
 
 
 def _real_tokens(row, index: int) -> dict[str, list[int]]:
@@ -115,31 +111,10 @@ def activations_at(model, point: HookPoint, dataset, batch_size: int, device: to
     """The activations at ``point`` of every non-padding token, one [tokens, d] batch per forward (which stops right
     after the hooked module). A row's own ``attention_mask`` is honoured, and token ids outside the model's
     vocabulary are refused by name."""
-    module = model.get_submodule(point.module_name)
-    captured: dict[str, torch.Tensor] = {}
-
-    def capture_output(_module, _inputs, output):
-        captured["x"] = output[0] if isinstance(output, tuple) else output
-        raise _StopForward
-
-    def capture_input(_module, args, kwargs):
-        captured["x"] = args[0] if args else kwargs["hidden_states"]
-        raise _StopForward
-
-    handle = (module.register_forward_hook(capture_output) if point.read == "output"
-              else module.register_forward_pre_hook(capture_input, with_kwargs=True))
     vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
-    try:
-        for batch in _batches(dataset, batch_size):
-            _check_vocabulary(batch["input_ids"], vocab_size)
-            batch = {key: batch[key].to(device) for key in ("input_ids", "attention_mask")}
-            try:
-                model(**batch)
-            except _StopForward:
-                pass
-            yield point.transform(captured.pop("x")[batch["attention_mask"].bool()])
-    finally:
-        handle.remove()
+    for batch in _batches(dataset, batch_size):
+        _check_vocabulary(batch["input_ids"], vocab_size)
+        yield read_hook(model, point, {key: batch[key].to(device) for key in ("input_ids", "attention_mask")})
 
 
 @contextmanager
@@ -158,6 +133,22 @@ def _first_tokens(batches: Generator[torch.Tensor, None, None], n_tokens: int) -
         yield rows()
     finally:
         batches.close()
+
+
+def training_processing(sae, model, point: HookPoint, dataset, batch_size: int, device: torch.device,
+                        norm_scaling_factor: float | None = None, norm_estimate_tokens: int = 65_536) -> Processing:
+    """The :class:`Processing` the SAE was trained with at ``point`` (:func:`sae_processing`), its norm scaling factor
+    estimated as sqrt(d_in) / E||x|| on the first ``norm_estimate_tokens`` tokens when the SAE needs one that was
+    not given (one more pass over them: ``dataset`` must be re-iterable)."""
+    processing = sae_processing(sae, point, type(model).__name__, norm_scaling_factor)
+    if not processing.estimate_scale:
+        return processing
+    if iter(dataset) is dataset:
+        raise ValueError("estimating the SAE's norm scaling factor needs a second pass over the data, and dataset "
+                         "is a one-shot iterator: pass a re-iterable dataset or norm_scaling_factor=.")
+    with _first_tokens(activations_at(model, point, dataset, batch_size, device), norm_estimate_tokens) as first:
+        scale = norm_scaling_factor_of((Processing(processing.center)(x) for x in first), sae.cfg.d_in)
+    return replace(processing, scale=scale, estimate_scale=False)
 
 
 @torch.no_grad()
@@ -202,17 +193,11 @@ def measure_feature_stats(
         raise ValueError(
             f"SAE d_in = {d_in} but the model's hidden size is {hidden}: this SAE belongs to another model."
         )
-    processing = sae_processing(sae, point, type(model).__name__, norm_scaling_factor)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
     sae = sae.to(device)
-    if processing.estimate_scale:
-        if iter(dataset) is dataset:
-            raise ValueError("estimating the SAE's norm scaling factor needs a second pass over the data, and dataset "
-                             "is a one-shot iterator: pass a re-iterable dataset or norm_scaling_factor=.")
-        with _first_tokens(activations_at(model, point, dataset, batch_size, device), norm_estimate_tokens) as first:
-            scale = norm_scaling_factor_of((Processing(processing.center)(x) for x in first), d_in)
-        processing = replace(processing, scale=scale, estimate_scale=False)
+    processing = training_processing(sae, model, point, dataset, batch_size, device, norm_scaling_factor,
+                                     norm_estimate_tokens)
     d_sae = sae.cfg.d_sae
     counts = torch.zeros(d_sae, dtype=torch.float64, device=device)
     squares = torch.zeros(d_sae, dtype=torch.float64, device=device)

@@ -1,6 +1,8 @@
-"""Where the student is read: the layer at the teacher hook's relative depth, and a forward that stops there.
+"""Where the student is read: the block at the teacher hook's relative depth, through the SAE package's hook reader.
 
-The SAE is only duck-typed here (``encode``, ``W_dec``, ``cfg``), so this subpackage does not import sae-lens.
+A teacher hook is a module path (``gpt_neox.layers.2``: its output) or a TransformerLens name
+(``blocks.2.hook_resid_post``), read as :func:`hf_geokd.sae.hooks.hook_point` maps it; the student is read at the
+same kind of hook in its own block at the same relative depth.
 """
 
 from __future__ import annotations
@@ -9,26 +11,10 @@ import re
 
 import torch
 
+from ..sae.hooks import hook_point, read_hook
+from ..sae.tl_hooks import TL_HOOK
+
 _LAYER_HOOK = re.compile(r"^(?P<prefix>.*?)(?P<index>\d+)$")
-
-
-class _StopForward(Exception):
-    """Raised by the hook once the activation is captured: the layers after it are not run."""
-
-
-def sae_hook_name(sae) -> str | None:
-    """The hook an SAE was trained on, when its config says (sae-lens: ``cfg.metadata.hook_name``)."""
-    return getattr(getattr(sae.cfg, "metadata", None), "hook_name", None)
-
-
-def hook_module(model: torch.nn.Module, hook_name: str) -> torch.nn.Module:
-    """The submodule called ``hook_name``; a clear error lists the numbered blocks when it is absent."""
-    modules = dict(model.named_modules())
-    if hook_name not in modules:
-        blocks = [name for name in modules if _LAYER_HOOK.match(name) and ".layers." in f".{name}"]
-        hint = f" Blocks of this model: {blocks[0]} ... {blocks[-1]}." if blocks else ""
-        raise ValueError(f"hook {hook_name!r} is not a module of {type(model).__name__}.{hint}")
-    return modules[hook_name]
 
 
 def count_layers(model: torch.nn.Module, prefix: str) -> int:
@@ -40,12 +26,25 @@ def count_layers(model: torch.nn.Module, prefix: str) -> int:
     return count
 
 
-def matching_hook(teacher: torch.nn.Module, hook_name: str, student: torch.nn.Module) -> str:
-    """The student's block at the same relative depth as the teacher's ``hook_name`` (``gpt_neox.layers.i``).
+def _same_depth(index: int, teacher_layers: int, student_layers: int) -> int:
+    """Block i of L_T (depth (i + 1) / L_T) maps to block j = round((i + 1) L_S / L_T) - 1 of the student's L_S."""
+    return max(0, round((index + 1) * student_layers / teacher_layers) - 1)
 
-    Block i of L_T (depth (i + 1) / L_T) maps to block j = round((i + 1) L_S / L_T) - 1 of the student's L_S, so
-    equal depths give the same index. Pass ``student_hook`` explicitly for hooks that are not numbered blocks.
-    """
+
+def matching_hook(teacher: torch.nn.Module, hook_name: str, student: torch.nn.Module) -> str:
+    """The student's hook at the same relative depth as the teacher's ``hook_name``: the same site of block j for
+    a TransformerLens name (``blocks.i.hook_resid_post`` -> ``blocks.j.hook_resid_post``), block j of the same stack
+    for a numbered module path (``gpt_neox.layers.i`` -> ``gpt_neox.layers.j``); equal depths give the same index.
+    Pass ``student_hook`` explicitly for other hooks."""
+    match = TL_HOOK.fullmatch(hook_name)
+    if match is not None and hook_name not in dict(teacher.named_modules()):
+        if match["layer"] is None:  # ln_final: the same place in any model
+            return hook_name
+        layers = [getattr(getattr(model, "config", None), "num_hidden_layers", None) for model in (teacher, student)]
+        if None in layers:
+            raise ValueError(f"hook {hook_name!r} is a TransformerLens name but a model has no "
+                             "config.num_hidden_layers: pass student_hook=.")
+        return f"blocks.{_same_depth(int(match['layer']), *layers)}.{match['site']}"
     match = _LAYER_HOOK.match(hook_name)
     if match is None:
         raise ValueError(f"hook {hook_name!r} is not a numbered block (like 'gpt_neox.layers.2'): pass student_hook=.")
@@ -54,36 +53,20 @@ def matching_hook(teacher: torch.nn.Module, hook_name: str, student: torch.nn.Mo
     if teacher_layers == 0 or student_layers == 0:
         raise ValueError(f"no blocks named {prefix}0, {prefix}1, ... in the teacher or the student: "
                          "pass student_hook=.")
-    student_index = max(0, round((index + 1) * student_layers / teacher_layers) - 1)
-    return f"{prefix}{student_index}"
+    return f"{prefix}{_same_depth(index, teacher_layers, student_layers)}"
 
 
 class ResidualReader:
-    """Runs a model up to one module and returns that module's output (the residual stream) for the real tokens."""
+    """Runs a model up to one hook and returns its activation (the residual stream) for the real tokens."""
 
     def __init__(self, model: torch.nn.Module, hook_name: str) -> None:
         self.model, self.hook_name = model, hook_name
-        self.module = hook_module(model, hook_name)
+        self.point = hook_point(model, hook_name)
 
     @torch.no_grad()
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """[n_real_tokens, d] activations at the hook for ``batch`` (``input_ids``, ``attention_mask``)."""
-        captured: dict[str, torch.Tensor] = {}
-
-        def capture(_module, _inputs, output):
-            captured["x"] = output[0] if isinstance(output, tuple) else output
-            raise _StopForward
-
-        handle = self.module.register_forward_hook(capture)
-        try:
-            self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        except _StopForward:
-            pass
-        finally:
-            handle.remove()
-        if "x" not in captured:
-            raise ValueError(f"the forward pass never reached {self.hook_name!r}: is it on the model's forward path?")
-        x = captured["x"][batch["attention_mask"].bool()].float()
+        """[n_real_tokens, d] float32 activations at the hook for ``batch`` (``input_ids``, ``attention_mask``)."""
+        x = read_hook(self.model, self.point, batch).float()
         if not torch.isfinite(x).all():
             raise ValueError(f"NaN or infinite activations at {self.hook_name}: check the model's dtype and inputs.")
         return x

@@ -16,7 +16,10 @@ from tqdm.auto import tqdm
 
 from ..checks import check_positive_int
 from ..data import causal_lm_collator
-from .hooks import ResidualReader, matching_hook, sae_hook_name
+from ..sae.hooks import sae_hook_name
+from ..sae.measure import training_processing
+from ..sae.processing import Processing
+from .hooks import ResidualReader, matching_hook
 from .readout import RidgeReadout, TokenBaseline
 from .relu_probe import ReluProbe
 from .result import CEILING_READER, RANDOM_PREFIX, SHUFFLED_READER, STUDENT_READER, TOKEN_READER, FeatureSurvival
@@ -49,10 +52,11 @@ def random_students(student: torch.nn.Module, seeds: Sequence[int]) -> list[torc
     return models
 
 
-def _stream(readers: dict[str, ResidualReader], sae, dataset, n_tokens: int, batch_size: int, held_out: float,
-            shuffled: bool, seed: int, device: torch.device, desc: str | bool):
+def _stream(readers: dict[str, ResidualReader], sae, processing: Processing, dataset, n_tokens: int,
+            batch_size: int, held_out: float, shuffled: bool, seed: int, device: torch.device, desc: str | bool):
     """Per batch: (held-out mask, token ids, SAE latents z, activations per reader) for the first ``n_tokens`` real
-    tokens; the split of whole sequences is drawn from ``seed``, so every pass sees the same split."""
+    tokens; the split of whole sequences is drawn from ``seed``, so every pass sees the same split. The SAE encodes
+    the teacher's activation after the processing it was trained with; the readers read raw activations."""
     generator = torch.Generator().manual_seed(seed)
     d_in, hook_name, seen = sae.cfg.d_in, readers[CEILING_READER].hook_name, 0
     with tqdm(total=n_tokens, desc=desc or "", unit="tok", disable=not desc) as bar:
@@ -65,7 +69,7 @@ def _stream(readers: dict[str, ResidualReader], sae, dataset, n_tokens: int, bat
             if x_teacher.shape[-1] != d_in:
                 raise ValueError(f"activations at {hook_name} have width {x_teacher.shape[-1]}, "
                                  f"the SAE expects {d_in}: this SAE belongs to another model.")
-            z = sae.encode(x_teacher.to(sae.W_dec.dtype))[:keep].float()
+            z = sae.encode(processing(x_teacher).to(sae.W_dec.dtype))[:keep].float()
             activations = {name: (x_teacher if name == CEILING_READER else reader(batch))[:keep]
                            for name, reader in readers.items()}
             if shuffled:
@@ -101,13 +105,15 @@ def measure_feature_survival(
     token_baseline: bool | None = None, probe: str = "linear", probe_epochs: int = 3, probe_lr: float = 0.1,
     threshold: float = 0.5, min_firings: int = 20, min_ceiling: float = 0.05,
     alive_threshold: float = 1e-5, seed: int = 0, device: str | torch.device | None = None, progress: bool = True,
+    norm_scaling_factor: float | None = None,
 ) -> FeatureSurvival:
     """How well the student's residual stream recovers each alive latent of the teacher's SAE, on held-out tokens.
 
     Args:
-        teacher: the teacher (a ``transformers`` model or any module whose ``hook_name`` submodule outputs the
-            residual stream the SAE reads).
-        sae: a sae-lens ``SAE`` (anything with ``encode``, ``W_dec`` and ``cfg.d_in`` / ``cfg.d_sae``).
+        teacher: the teacher, a ``transformers`` model.
+        sae: a sae-lens ``SAE`` (anything with ``encode``, ``W_dec`` and ``cfg.d_in`` / ``cfg.d_sae``). Its hook
+            may be a module path or a TransformerLens name, and the processing recorded in its config (centering,
+            a norm scaling factor) is applied to what it encodes, as in :func:`hf_geokd.measure_feature_stats`.
         student: the student; read at ``student_hook`` (default: its block at the teacher hook's relative depth,
             one layer only: concatenating layers would break the d_S bound).
         dataset: rows with ``input_ids`` (or token lists), tokens neither model nor the SAE was fitted on.
@@ -122,6 +128,8 @@ def measure_feature_survival(
         threshold, min_firings, min_ceiling: survival threshold and scorability rules (see ``FeatureSurvival``).
         alive_threshold: a latent is alive when its firing frequency exceeds this.
         device: where to run (default: the teacher's). Models are put in eval mode, the SAE is moved in place.
+        norm_scaling_factor: for an SAE trained with an unfolded ``expected_average_only_in``: its factor
+            (estimated on the data when absent).
     """
     hook_name = hook_name or sae_hook_name(sae)
     if not hook_name:
@@ -147,6 +155,8 @@ def measure_feature_survival(
         model.to(device).eval()
         readers[name] = ResidualReader(model, hook)
     sae = sae.to(device)
+    processing = training_processing(sae, teacher, readers[CEILING_READER].point, dataset, batch_size, device,
+                                     norm_scaling_factor)
     d_sae = sae.cfg.d_sae
 
     vocab = vocabs["teacher"]
@@ -162,7 +172,7 @@ def measure_feature_survival(
     seen = n_batches = 0
 
     def stream(desc: str) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]:
-        return _stream(readers, sae, dataset, n_tokens, batch_size, held_out, shuffled, seed, device,
+        return _stream(readers, sae, processing, dataset, n_tokens, batch_size, held_out, shuffled, seed, device,
                        progress and desc)
 
     for split, tokens, z, activations in stream("feature survival"):
@@ -172,7 +182,7 @@ def measure_feature_survival(
             readouts[name].update(x, z, split)
         if baseline is not None:
             baseline.update(tokens, z, split)
-        fired = (z > 0).double()
+        fired = (z != 0).double()  # sae-lens's L0: right for signed (abs-top-k) latents too
         counts[0] += fired.sum(0)
         counts[1] += fired[split].sum(0)
         squares += z.double().pow(2).sum(0)

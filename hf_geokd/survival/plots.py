@@ -15,9 +15,12 @@ from .staircase import by_width
 MAX_COLUMNS = 256
 
 
-def _binned_survival(result: FeatureSurvival, edges: np.ndarray) -> np.ndarray:
-    """Share of scorable latents that survive in each importance-rank bin [edges[j], edges[j + 1])."""
+def _binned_survival(result: FeatureSurvival, edges: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """Share of scorable latents that survive in each rank bin [edges[j], edges[j + 1]) of the importance order,
+    or of ``order`` (latent positions, first rank first)."""
     survived, scorable = result.survived().astype(float), result.scorable
+    if order is not None:
+        survived, scorable = survived[order], scorable[order]
     shares = np.full(edges.size - 1, np.nan)
     for j in range(edges.size - 1):
         window = slice(int(edges[j]), int(edges[j + 1]))
@@ -67,4 +70,31 @@ def plot_staircase(results: Sequence[FeatureSurvival], path: str | Path, title: 
     curves.grid(True, which="both", alpha=0.3)
     curves.legend(fontsize=7)
     figure.suptitle(title or f"Feature survival at {results[0].hook_name}")
+    return save_figure(figure, path)
+
+
+def plot_orderings(results: Sequence[FeatureSurvival], path: str | Path, title: str = "") -> Path:
+    """Share surviving vs rank (log scale) under each ordering of the latents, one panel per ordering: importance
+    (the energy E[z^2] ||W_dec||^2 the theory ranks by), firing frequency and a random order, each width a line and
+    the ordering's AUC for predicting survival in the legend. The theory's staircase is a step in the first panel
+    only; a pruning study found rare features survive better, which the frequency panel would show."""
+    results = by_width(results)
+    n_features = max(result.n_features for result in results)
+    log_edges = np.unique(np.geomspace(1, n_features + 1, 25).round().astype(int)) - 1
+    centres = np.sqrt(np.maximum(log_edges[:-1], 1) * log_edges[1:])
+    names = list(results[0].ordering_aucs())
+    figure, axes = new_figure(1, len(names), figsize=(4.2 * len(names), 3.8), sharey=True)
+    for axis, name in zip(np.atleast_1d(axes), names):
+        for index, result in enumerate(results):
+            order = np.argsort(-result.ordering_values(name), kind="stable")
+            auc = result.ordering_aucs()[name]
+            axis.plot(centres, _binned_survival(result, log_edges, order), "o-", color=f"C{index}", markersize=3,
+                      label=f"d_S={result.student_width}: AUC {auc:.2f}")
+        axis.set_xscale("log")
+        axis.set_ylim(-0.03, 1.03)
+        axis.set_xlabel(f"rank by {name} (descending)")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=7)
+    np.atleast_1d(axes)[0].set_ylabel("share surviving")
+    figure.suptitle(title or f"Survival under each ordering of the latents at {results[0].hook_name}")
     return save_figure(figure, path)

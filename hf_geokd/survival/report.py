@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..tables import markdown_table
-from .plots import plot_staircase
+from .plots import plot_orderings, plot_staircase
 from .result import FeatureSurvival
 from .staircase import by_width, fit_g_eff, survival_staircase
 
@@ -32,8 +32,8 @@ def staircase_markdown(table: pd.DataFrame) -> str:
 
 
 def write_survival_study(results: Sequence[FeatureSurvival], out: str | Path, title: str = "") -> dict:
-    """Save every result under ``out/d_S=<width>/``, ``staircase.csv``, ``staircase.md``, ``staircase.png`` and
-    ``summary.json`` (the fitted g_eff across widths); return the summary."""
+    """Save every result under ``out/d_S=<width>/``, ``staircase.csv``, ``staircase.md``, ``staircase.png``,
+    ``orderings.png`` and ``summary.json`` (the fitted g_eff across widths); return the summary."""
     out = Path(out)
     results = by_width(results)
     for result in results:
@@ -42,6 +42,7 @@ def write_survival_study(results: Sequence[FeatureSurvival], out: str | Path, ti
     table.to_csv(out / "staircase.csv", index=False)
     (out / "staircase.md").write_text(staircase_markdown(table) + "\n")
     plot_staircase(results, out / "staircase.png", title)
+    plot_orderings(results, out / "orderings.png", f"{title}: survival under each ordering" if title else "")
     summary = {"hook_name": results[0].hook_name, "widths": [r.student_width for r in results],
                "k_star": [r.k_star() for r in results], "g_eff_per_width": [r.g_eff() for r in results],
                "g_eff_fit": fit_g_eff(results), "alpha": results[0].alpha, "n_features": results[0].n_features}

@@ -35,6 +35,7 @@ STUDENT_READER = "student"
 SHUFFLED_READER = "shuffled"
 TOKEN_READER = "token"
 RANDOM_PREFIX = "random_"
+ORDERINGS = ("importance", "frequency", "random")
 
 
 def step_cutoff(survived: np.ndarray, ranks: np.ndarray) -> int:
@@ -173,20 +174,23 @@ class FeatureSurvival:
 
     def measured_capacity(self, threshold: float | None = None) -> FittedCapacity:
         """g_eff as a constant capacity kind for :class:`hf_geokd.FloorPredictor` (a * g_base^0 = g_eff)."""
-        g = self.g_eff(threshold)
-        if g <= 0:
-            raise ValueError("no latent survives in this student (k* = 0): there is no capacity to pass on.")
-        return FittedCapacity(a=g, b=0.0, base="dt_signed")
+        return FittedCapacity.from_kept_counts([self.student_width], [self.k_star(threshold)])
 
     # ---------------------------------------------------------------------------------------------- summaries
+    def ordering_values(self, name: str, seed: int = 0) -> np.ndarray:
+        """Per latent, the value an ordering ranks by (higher first): ``importance`` (E[z^2] ||W_dec||^2, the
+        energy the latent writes), ``frequency`` (firing rate) or ``random`` (uniform draws from ``seed``)."""
+        if name == "random":
+            return np.random.default_rng(seed).random(self.n_features)
+        if name not in ORDERINGS:
+            raise ValueError(f"unknown ordering {name!r}: choose from {ORDERINGS}.")
+        return getattr(self, name).numpy()
+
     def ordering_aucs(self, seed: int = 0) -> dict[str, float]:
         """AUC of each latent ordering for predicting survival: importance, firing frequency, random."""
         scorable = self.scorable
         labels = self.survived()[scorable]
-        rng = np.random.default_rng(seed)
-        orderings = {"importance": self.importance.numpy(), "frequency": self.frequency.numpy(),
-                     "random": rng.random(self.n_features)}
-        return {name: ordering_auc(values[scorable], labels) for name, values in orderings.items()}
+        return {name: ordering_auc(self.ordering_values(name, seed)[scorable], labels) for name in ORDERINGS}
 
     def importance_spearman(self, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
         """Spearman(importance, normalised score) over scorable latents, with a 95% bootstrap interval."""

@@ -41,11 +41,11 @@ def survival_staircase(results: Sequence[FeatureSurvival], threshold: float | No
 
 
 def fit_g_eff(results: Sequence[FeatureSurvival], threshold: float | None = None) -> float:
-    """The slope of k*(d_S) through the origin across students: g_eff = sum k* d / sum d^2."""
-    results = by_width(results)
-    widths = np.array([result.student_width for result in results], dtype=float)
-    cutoffs = np.array([result.k_star(threshold) for result in results], dtype=float)
-    return float((cutoffs * widths).sum() / (widths * widths).sum())
+    """The slope of k*(d_S) through the origin across students: g_eff = sum k* d / sum d^2 (0 when no student
+    keeps any latent)."""
+    if not any(result.k_star(threshold) for result in results):
+        return 0.0
+    return measured_capacity(results, threshold).a
 
 
 def survivor_jaccard(results: Sequence[FeatureSurvival], threshold: float | None = None) -> float:
@@ -62,7 +62,6 @@ def survivor_jaccard(results: Sequence[FeatureSurvival], threshold: float | None
 
 def measured_capacity(results: Sequence[FeatureSurvival], threshold: float | None = None) -> FittedCapacity:
     """The fitted g_eff as a capacity kind for ``FloorPredictor`` (constant in alpha: a = g_eff, b = 0)."""
-    g = fit_g_eff(results, threshold)
-    if g <= 0:
-        raise ValueError("no student keeps any latent (every k* is 0): there is no measured capacity to pass on.")
-    return FittedCapacity(a=g, b=0.0, base="dt_signed")
+    results = by_width(results)
+    return FittedCapacity.from_kept_counts([result.student_width for result in results],
+                                           [result.k_star(threshold) for result in results])

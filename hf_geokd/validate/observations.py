@@ -6,8 +6,10 @@ baselines need (the student's parameter count), plus the teacher's :class:`Featu
 - a toy sweep folder (``geokd toy``: ``config.json`` + ``points.csv``): one configuration per (n, d_T, alpha),
   floors in the units of Eq. 2 (zero-shot scoring is meaningful), students narrower than their teacher only (at
   d_S = d_T the floor is seed noise around 0);
-- a demo folder (``geokd demo``: ``students/w*/floor.json`` + the SAE's ``feature_stats``);
-- a CSV of ``width,floor`` (optional ``config``, ``parameters``, ``converged`` columns) with a stats folder.
+- a demo folder (``geokd demo``: ``students/w*/floor.json`` + the SAE's ``feature_stats``, and the measured
+  survival cutoffs k* of ``survival/summary.json`` when present);
+- a CSV of ``width,floor`` (optional ``config``, ``parameters``, ``converged``, ``k_star`` columns) with a stats
+  folder.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from ..toy.sweep import ToySweepConfig
 
 @dataclass
 class Observations:
-    """Measured floors (``table``: columns config, width, observed, parameters, converged, teacher_width and, for
-    the toy, kept: features the trained student keeps) and the teacher statistics of each configuration.
+    """Measured floors (``table``: columns config, width, observed, parameters, converged, teacher_width; for the
+    toy, kept: features the trained student keeps; where measured, k_star: the student's survival cutoff) and the
+    teacher statistics of each configuration.
 
     Attributes:
         units: ``energy`` when floors are in Eq. 2's units (the toy: predictions can be scored zero-shot), ``loss``
@@ -109,13 +112,18 @@ def demo_observations(folder: str | Path) -> Observations:
         "parameters": [float(row.get("parameters", np.nan)) for row in rows],
         "converged": [row.get("converged", np.nan) for row in rows], "teacher_width": stats.d_in,
     })
+    survival = folder / "survival" / "summary.json"
+    if survival.is_file():
+        summary = json.loads(survival.read_text())
+        table["k_star"] = table["width"].map(dict(zip(summary["widths"], summary["k_star"])))
     control = table["width"] == stats.d_in
     notes = [f"the control run (d_S = d_T = {stats.d_in}) is not scored: it is the baseline, not a compression"]
     return Observations(table[~control].sort_values("width"), {"demo": stats}, "loss", False, str(folder), notes)
 
 
 def csv_observations(path: str | Path, stats_folder: str | Path) -> Observations:
-    """Floors from a CSV (columns ``width``, ``floor``; optional ``config``, ``parameters``, ``converged``)."""
+    """Floors from a CSV (columns ``width``, ``floor``; optional ``config``, ``parameters``, ``converged``,
+    ``k_star``)."""
     frame = pd.read_csv(path)
     if not {"width", "floor"} <= set(frame.columns):
         raise ValueError(f"{path} needs columns width and floor (found {list(frame.columns)}).")
@@ -126,4 +134,6 @@ def csv_observations(path: str | Path, stats_folder: str | Path) -> Observations
         "parameters": frame.get("parameters", pd.Series([np.nan] * len(frame))).astype(float),
         "converged": frame.get("converged", pd.Series([np.nan] * len(frame))), "teacher_width": stats.d_in,
     })
+    if "k_star" in frame:
+        table["k_star"] = frame["k_star"].astype(float)
     return Observations(table, {name: stats for name in table["config"].unique()}, "loss", False, str(path))

@@ -6,9 +6,10 @@ Each predictor maps training rows (measured floors it may use) and test rows (fl
 - ``nothing``: a zero-shot formula (Eq. 2 under one capacity kind; the soft floor with a shape fitted elsewhere).
   Only meaningful where floors are in Eq. 2's units.
 - ``same_config``: parameters fitted on the calibration widths of the same teacher (Eq. 2 + Eq. 3's C and B; the soft
-  floor + Eq. 3; the power law a d^-gamma + c; the parameter law E + A N^-a). With two calibration widths the
-  three-parameter laws drop their constant (a d^-gamma, A N^-a): two points fix two parameters; a three-parameter
-  fit that leaves the physical range (c < 0 or a < 0) is replaced by the best c = 0 law.
+  floor + Eq. 3; Eq. 2 with g_eff measured by feature survival on the calibration students + Eq. 3; the power law
+  a d^-gamma + c; the parameter law E + A N^-a). With two calibration widths the three-parameter laws drop their
+  constant (a d^-gamma, A N^-a): two points fix two parameters; a three-parameter fit that leaves the physical range
+  (c < 0 or a < 0) is replaced by the best c = 0 law.
 - ``other_configs``: parameters shared across teachers, fitted on the other configurations (the soft floor's four
   parameters; g_eff = a g^b fitted to kept-feature counts) and applied zero-shot to the held-out one.
 """
@@ -152,6 +153,20 @@ class EffectiveCapacity(Predictor):
         return geometric_floor(observations, test, FittedCapacity(a=float(np.exp(intercept)), b=float(slope)))
 
 
+class MeasuredSurvival(Predictor):
+    """Eq. 2 with the capacity measured by feature survival on the calibration students only (g_eff, the slope of
+    k*(d_S) through the origin: :meth:`hf_geokd.FittedCapacity.from_kept_counts`), then Eq. 3 fitted on the same
+    students. Needs the ``k_star`` column (``survival/summary.json`` of a demo folder, or a CSV column)."""
+
+    def __init__(self) -> None:
+        super().__init__("Eq. 2 (g_eff measured by survival) + Eq. 3", "same_config", 2)
+
+    def predict(self, observations, train, test):
+        kind = FittedCapacity.from_kept_counts(train["width"].to_numpy(), train["k_star"].to_numpy())
+        return _affine(geometric_floor(observations, train, kind), train["observed"].to_numpy(),
+                       geometric_floor(observations, test, kind))
+
+
 class PowerLawBaseline(Predictor):
     """Eq. 4 fitted on the calibration widths: a d^-gamma + c with three or more, a d^-gamma with two."""
 
@@ -203,6 +218,8 @@ def default_predictors(observations: Observations, soft_fit: SoftFloorFit | None
         predictors.append(SoftFloorAcross())
         if "kept" in observations.table and observations.table["kept"].notna().all():
             predictors.append(EffectiveCapacity())
+    if "k_star" in observations.table and observations.table["k_star"].notna().all():
+        predictors.append(MeasuredSurvival())
     predictors += [PowerLawBaseline(), ParameterLaw()]
     return predictors
 

@@ -20,7 +20,7 @@ ALLOWED = {
     "probing": {"data"},
     "toy": {"reporting"},
     "validate": {"toy", "reporting"},
-    "survival": {"data", "reporting"},
+    "survival": {"data", "reporting", "sae"},
     "apps": {"data", "reporting", "sae", "distill", "probing", "toy", "validate", "survival"},
 }
 DEFERRED_MARK = "Deferred"

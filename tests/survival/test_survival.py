@@ -207,6 +207,11 @@ def test_save_load_plot_and_the_staircase_across_widths(planted, tmp_path):
     predictor = FloorPredictor(stats, measured_capacity([narrow, wide]))
     assert predictor.predict([4, 8, 16])["kept"].tolist() == [4, 8, 16]
     assert (tmp_path / "staircase.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "orderings.png").read_bytes()[:4] == b"\x89PNG"
+    # survivors are the first latents of the importance order here: that ordering separates them perfectly
+    assert narrow.ordering_aucs()["importance"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="unknown ordering"):
+        narrow.ordering_values("energy density")
     assert "| 8 | 32 | 0 |" in (tmp_path / "staircase.md").read_text()  # d_S, scorable, excluded
     with pytest.raises(FileNotFoundError, match="not a FeatureSurvival folder"):
         FeatureSurvival.load(tmp_path)
@@ -248,6 +253,8 @@ def test_relative_depth_and_random_students_of_a_transformers_model():
     assert matching_hook(teacher, "gpt_neox.layers.1", student) == "gpt_neox.layers.0"
     assert matching_hook(teacher, "gpt_neox.layers.3", student) == "gpt_neox.layers.1"
     assert matching_hook(teacher, "gpt_neox.layers.2", model(4, 8)) == "gpt_neox.layers.2"
+    assert matching_hook(teacher, "blocks.3.hook_resid_post", student) == "blocks.1.hook_resid_post"  # TL names
+    assert matching_hook(teacher, "blocks.1.ln2.hook_normalized", student) == "blocks.0.ln2.hook_normalized"
     first, second, again = random_students(student, [1, 2, 1])
     weight = "gpt_neox.embed_in.weight"
     assert not torch.equal(first.state_dict()[weight], second.state_dict()[weight])

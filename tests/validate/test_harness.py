@@ -60,3 +60,34 @@ def test_observations_refuse_zero_floors_and_missing_statistics():
         Observations(table, observations.stats, "loss", False, "x")
     with pytest.raises(ValueError, match="no teacher statistics"):
         Observations(observations.table, {}, "loss", False, "x")
+
+
+def survival_observations(g_true: float = 1.5) -> Observations:
+    """Floors that are exactly 2 x Eq. 2 + 0.1 at a constant capacity g_true, with the survival cutoffs k* = g d."""
+    from hf_geokd.capacity import FittedCapacity, predicted_floor
+
+    stats = FeatureStats.from_counts(256, 12.0, np.arange(1, 257.0) ** -1.0, d_in=128)
+    kind = FittedCapacity(a=g_true, b=0.0, base="dt_signed")
+    widths = (4, 8, 16, 32, 64)
+    rows = [{"config": "a", "width": w, "parameters": 100.0 * w, "converged": True, "teacher_width": 128,
+             "observed": 2.0 * predicted_floor(stats.contributions, w, stats.alpha, kind, normalize=True) + 0.1,
+             "k_star": g_true * w} for w in widths]
+    return Observations(pd.DataFrame(rows), {"a": stats}, "loss", False, "synthetic")
+
+
+def test_the_survival_predictor_uses_only_the_calibration_students_cutoffs():
+    from hf_geokd.validate.predictors import MeasuredSurvival
+
+    observations = survival_observations()
+    exact = score_predictors(observations, ("cheapest-2",), [MeasuredSurvival()]).scores.iloc[0]
+    assert exact["points"] == 3 and exact["median_accuracy_pct"] > 99.9
+    table = observations.table.copy()
+    table.loc[table["width"] > 8, "k_star"] = 1.0  # the scored students' cutoffs: never read
+    blind = Observations(table, observations.stats, "loss", False, "synthetic")
+    blind_scores = score_predictors(blind, ("cheapest-2",), [MeasuredSurvival()]).scores.iloc[0]
+    assert blind_scores["mare_pct"] == exact["mare_pct"]
+    table.loc[table["width"] <= 8, "k_star"] = 0.25 * table.loc[table["width"] <= 8, "width"]  # a wrong capacity
+    wrong = Observations(table, observations.stats, "loss", False, "synthetic")
+    assert score_predictors(wrong, ("cheapest-2",), [MeasuredSurvival()]).scores.iloc[0]["mare_pct"] > 5.0
+    assert "Eq. 2 (g_eff measured by survival) + Eq. 3" in set(score_predictors(observations, ("cheapest-2",))
+                                                                .scores["predictor"])
