@@ -39,7 +39,8 @@ from ..reporting.reports import render_report, write_paper_report
 from ..sae import load_sae, train_sae
 from ..soft_floor import SHIPPED_SOFT_FLOOR
 from ..stats import FeatureStats
-from ..survival import measure_feature_survival, write_survival_study
+from ..survival import FeatureSurvival, measure_feature_survival, write_survival_study
+from ..survival.result import SURVIVAL_CONFIG_NAME
 from ..validate import load_observations, score_predictors, write_validation_report
 from .corpus import gensim_wheel, wiki_articles
 
@@ -198,16 +199,19 @@ def _distil_student(config: DemoConfig, teacher, train, eval_set, width: int, fo
 
 
 def _survival(config: DemoConfig, teacher, test, sae_dir: Path) -> dict:
-    """Which teacher SAE latents each student still carries (the staircase), with random-init and shuffled nulls."""
+    """Which teacher SAE latents each student still carries (the staircase), with random-init and shuffled nulls;
+    a student measured by an earlier invocation (``survival/d_S=<width>/``) is loaded, not measured again."""
     folder = config.out / "survival"
-    if (folder / "summary.json").is_file():
-        return json.loads((folder / "summary.json").read_text())
     sae = load_sae(sae_dir)
-    results = [
-        measure_feature_survival(teacher, sae, GPTNeoXForCausalLM.from_pretrained(config.out / "students" / f"w{w}"),
-                                 test, n_tokens=config.survival_tokens, batch_size=config.batch_size, progress=False)
-        for w in config.all_widths
-    ]
+    results = []
+    for width in config.all_widths:
+        saved = folder / f"d_S={width}"
+        if (saved / SURVIVAL_CONFIG_NAME).is_file():
+            results.append(FeatureSurvival.load(saved))
+            continue
+        student = GPTNeoXForCausalLM.from_pretrained(config.out / "students" / f"w{width}")
+        results.append(measure_feature_survival(teacher, sae, student, test, n_tokens=config.survival_tokens,
+                                                batch_size=config.batch_size, progress=False))
     return write_survival_study(results, folder, "Tiny teacher: which SAE latents each student carries")
 
 

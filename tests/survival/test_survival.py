@@ -277,3 +277,31 @@ def test_toy_read_out_ranks_kept_features_above_dropped_ones():
     result = kept_set_recovery(scores, norms)
     assert result["auc"] == 1.0 and result["kept"] == 5
     assert scores[8] < 0.5 < scores[:3].min()  # the feature below the kept threshold reads out below survival
+
+
+def test_a_transformer_lens_hooked_sae_reads_the_same_residual_and_its_processing_is_applied():
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    def model(width, seed):
+        torch.manual_seed(seed)
+        return GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=64, hidden_size=width, num_hidden_layers=2,
+                                                num_attention_heads=2, intermediate_size=2 * width)).eval()
+
+    teacher, student = model(16, 0), model(8, 1)
+    directions = torch.linalg.qr(torch.randn(16, 16, generator=torch.Generator().manual_seed(2)))[0]
+    rows = [{"input_ids": torch.randint(0, 64, (32,), generator=torch.Generator().manual_seed(i)).tolist()}
+            for i in range(40)]
+
+    def survival(hook_name, **model_kwargs):
+        sae = ToySAE(directions)
+        sae.b_enc.data.zero_()
+        sae.cfg.metadata = SimpleNamespace(hook_name=hook_name, model_from_pretrained_kwargs=model_kwargs)
+        return measure_feature_survival(teacher, sae, student, rows, n_tokens=1200, null_students=0,
+                                        min_firings=1, progress=False)
+
+    by_module, by_name = survival("gpt_neox.layers.1"), survival("blocks.1.hook_resid_post")
+    assert by_name.student_hook == "blocks.1.hook_resid_post"
+    for reader in by_module.r2:
+        torch.testing.assert_close(by_name.r2[reader], by_module.r2[reader], equal_nan=True)
+    centred = survival("blocks.1.hook_resid_post", center_writing_weights=True)  # the SAE encodes x - mean_d(x)
+    assert not torch.equal(centred.frequency.sort().values, by_name.frequency.sort().values)
