@@ -188,7 +188,7 @@ def command_validate(args: argparse.Namespace) -> int:
     from ..validate.report import protocol_tables
 
     check_folder_flag(args.out, "--out")
-    observations = load_observations(args.results, args.stats)
+    observations = load_observations(args.results, args.stats, args.floor)
     protocols = tuple(args.protocols) if args.protocols else tuple(
         p for p in PROTOCOLS if observations.units == "energy" or p not in ("zero-shot", "leave-configuration-out"))
     shipped = None if args.no_shipped_soft_floor else SHIPPED_SOFT_FLOOR
@@ -268,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--no-shipped-soft-floor", action="store_true",
                           help="leave out the soft floor shipped with hf-geokd (it was fitted on the paper's toy grid:"
                                " use this flag when validating on that grid)")
+    validate.add_argument("--floor", choices=["observed", "asymptote"], default="observed",
+                          help="a demo folder's student floors: the paper's tail mean (observed) or the fitted "
+                               "asymptote L_inf (for runs that have not converged)")
     validate.add_argument("--title", help="the report's title")
     validate.add_argument("--out", help="folder for report.md, scores.csv, predictions.csv and plots "
                                         "(default: RESULTS/validation)")

@@ -25,6 +25,8 @@ from ..stats import STATS_CONFIG_NAME, FeatureStats
 from ..toy.analysis import toy_contributions
 from ..toy.sweep import ToySweepConfig
 
+FLOORS = ("observed", "asymptote")
+
 
 @dataclass
 class Observations:
@@ -58,15 +60,24 @@ class Observations:
         self.table = self.table.reset_index(drop=True)
 
 
-def load_observations(path: str | Path, stats: str | Path | None = None) -> Observations:
-    """Observations from a toy sweep folder, a demo folder, or a CSV (``stats``: the teacher's stats folder)."""
+def load_observations(path: str | Path, stats: str | Path | None = None, floor: str = "observed") -> Observations:
+    """Observations from a toy sweep folder, a demo folder, or a CSV (``stats``: the teacher's stats folder).
+
+    ``floor``: for a demo folder, which measured floor each student contributes: ``observed`` (the paper's mean of
+    the final 10% of evaluations) or ``asymptote`` (L_inf of the fitted L_inf + A t^-b, the floor extrapolated to
+    unlimited steps: the better estimate for students that have not converged).
+    """
+    if floor not in FLOORS:
+        raise ValueError(f"floor must be one of {FLOORS}, got {floor!r}.")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: pass a toy sweep folder, a demo folder or a CSV of floors.")
     if path.is_dir() and (path / "points.csv").is_file() and (path / "config.json").is_file():
         return toy_observations(path)
     if path.is_dir() and (path / "students").is_dir():
-        return demo_observations(path)
+        return demo_observations(path, floor)
+    if floor != "observed":
+        raise ValueError(f"floor={floor!r} applies to a demo folder (its students' floor.json) only.")
     if path.suffix == ".csv":
         if stats is None:
             raise ValueError(f"{path} holds floors only: pass the teacher's statistics folder (--stats).")
@@ -95,8 +106,9 @@ def toy_observations(folder: str | Path) -> Observations:
     return Observations(table, stats, "energy", True, str(folder))
 
 
-def demo_observations(folder: str | Path) -> Observations:
-    """The demo's students (``students/w*/floor.json``) with the teacher SAE's statistics (``sae/*/``)."""
+def demo_observations(folder: str | Path, floor: str = "observed") -> Observations:
+    """The demo's students (``students/w*/floor.json``: their ``observed_floor`` or fitted ``asymptote``) with the
+    teacher SAE's statistics (``sae/*/``)."""
     folder = Path(folder)
     rows = [json.loads(path.read_text()) for path in sorted((folder / "students").glob("w*/floor.json"))]
     if not rows:
@@ -108,7 +120,7 @@ def demo_observations(folder: str | Path) -> Observations:
     stats = FeatureStats.load(stats_folders[0])
     table = pd.DataFrame({
         "config": "demo", "width": [int(row["width"]) for row in rows],
-        "observed": [float(row["observed_floor"]) for row in rows],
+        "observed": [float(row[f"{floor}_floor" if floor == "observed" else floor]) for row in rows],
         "parameters": [float(row.get("parameters", np.nan)) for row in rows],
         "converged": [row.get("converged", np.nan) for row in rows], "teacher_width": stats.d_in,
     })
@@ -117,7 +129,12 @@ def demo_observations(folder: str | Path) -> Observations:
         summary = json.loads(survival.read_text())
         table["k_star"] = table["width"].map(dict(zip(summary["widths"], summary["k_star"])))
     control = table["width"] == stats.d_in
-    notes = [f"the control run (d_S = d_T = {stats.d_in}) is not scored: it is the baseline, not a compression"]
+    if floor == "asymptote" and not (table.loc[~control, "observed"] > 0).all():
+        zero = table.loc[~control & (table["observed"] <= 0), "width"].tolist()
+        raise ValueError(f"the fitted asymptote of the students at widths {zero} is 0 (their curves do not flatten "
+                         "yet): score the observed floors instead.")
+    notes = [f"the control run (d_S = d_T = {stats.d_in}) is not scored: it is the baseline, not a compression",
+             f"floors: the students' {'fitted asymptotes L_inf' if floor == 'asymptote' else 'observed floors'}"]
     return Observations(table[~control].sort_values("width"), {"demo": stats}, "loss", False, str(folder), notes)
 
 

@@ -46,3 +46,13 @@ def test_committed_confirmation_scores_reproduce(tmp_path):
                           & (committed["predictor"] == "soft floor (shipped shape)")]
     readme = (RESULTS.parents[1] / "README.md").read_text()
     assert f"**{zero_shot['median_accuracy_pct'].iloc[0]:.1f}%**" in readme
+
+
+def test_a_demo_folder_scores_observed_floors_or_asymptotes_and_names_a_zero_asymptote(tmp_path, capsys):
+    quick = RESULTS / "demo"  # 240-step students: every fitted asymptote is 0
+    assert main(["validate", str(quick), "--floor", "asymptote", "--out", str(tmp_path / "a")]) == 2
+    assert "asymptote" in capsys.readouterr().err
+    assert main(["validate", str(quick), "--protocols", "cheapest-2", "--out", str(tmp_path / "o")]) == 0
+    scores = pd.read_csv(tmp_path / "o" / "scores.csv")
+    assert "Eq. 2 (g_eff measured by survival) + Eq. 3" in set(scores["predictor"])  # survival/summary.json is there
+    assert main(["validate", str(tmp_path / "o" / "scores.csv"), "--floor", "asymptote"]) == 2  # not a demo folder
