@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -152,6 +153,14 @@ class MultiStudentDistillationTrainer(DistillationTrainer):
     def _check_vocabularies(model: StudentGroup, teacher_model: PreTrainedModel) -> None:
         for student in model.students.values():
             DistillationTrainer._check_vocabularies(student, teacher_model)
+
+    def _resolve_backend(self, backend: str) -> str:
+        """Always the chunked loss: its point here is one teacher soft-max per chunk shared by every student, which
+        Liger's per-pair kernel cannot share."""
+        if backend == "liger":
+            warnings.warn("loss_backend='liger' is not used by the multi-student trainer (it shares each chunk's "
+                          "teacher soft-max between students): using the chunked loss.", stacklevel=3)
+        return "chunked"
 
     def _group(self, model: nn.Module | None = None) -> StudentGroup:
         return self.accelerator.unwrap_model(model if model is not None else self.model)

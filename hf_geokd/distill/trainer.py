@@ -8,6 +8,7 @@ gradient accumulation and multi-process training give the gradients of one large
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from transformers import PreTrainedModel, Trainer, TrainerState, TrainingArgumen
 from ..cards import render_card
 from .floor import FloorEstimate, LossFloorCallback
 from .kl import chunked_distillation_loss
+from .liger import LOSS_BACKENDS, liger_distillation_loss, liger_unavailable
 
 TEACHER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -34,6 +36,8 @@ class DistillationConfig(TrainingArguments):
         kl_compile: fuse each chunk's soft-max arithmetic with ``torch.compile`` (on a GPU those passes dominate).
         ce_weight: weight w of the student's plain cross-entropy in (1 - w) KL + w CE (0: pure distillation).
         teacher_dtype: dtype of the frozen teacher (``float32``, ``bfloat16`` or ``float16``).
+        loss_backend: ``chunked`` (ours, any device) or ``liger`` (Liger's fused linear JSD + cross-entropy kernels,
+            CUDA only, ``pip install liger-kernel``; falls back to ``chunked`` with a warning where it cannot run).
         teacher_model_name_or_path: the teacher, for recipes that build everything from the config.
     """
 
@@ -42,6 +46,7 @@ class DistillationConfig(TrainingArguments):
     ce_weight: float = field(default=0.0, metadata={"help": "w in (1 - w) KL + w CE."})
     kl_compile: bool = field(default=False, metadata={"help": "torch.compile the per-chunk soft-max arithmetic (GPU)."})
     teacher_dtype: str = field(default="float32", metadata={"help": "float32, bfloat16 or float16."})
+    loss_backend: str = field(default="chunked", metadata={"help": "chunked (ours) or liger (CUDA, liger-kernel)."})
     teacher_model_name_or_path: str | None = field(default=None, metadata={"help": "Teacher repo id or folder."})
     prediction_loss_only: bool = field(default=True, metadata={"help": "Evaluation needs the loss only."})
     include_num_input_tokens_seen: str = field(default="non_padding", metadata={"help": "Count tokens seen."})
@@ -57,6 +62,8 @@ class DistillationConfig(TrainingArguments):
             raise ValueError(f"kl_chunk_size must be a positive number of tokens, got {self.kl_chunk_size}.")
         if not 0.0 <= self.ce_weight <= 1.0:
             raise ValueError(f"ce_weight must lie in [0, 1], got {self.ce_weight}.")
+        if self.loss_backend not in LOSS_BACKENDS:
+            raise ValueError(f"loss_backend must be one of {LOSS_BACKENDS}, got {self.loss_backend!r}.")
         if self.teacher_dtype not in TEACHER_DTYPES:
             raise ValueError(f"teacher_dtype must be one of {sorted(TEACHER_DTYPES)}, got {self.teacher_dtype!r}.")
 
@@ -86,10 +93,21 @@ class DistillationTrainer(Trainer):
             self.teacher = self._prepare_deepspeed_teacher(teacher_model)
         else:
             self.teacher = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
+        self.loss_backend = self._resolve_backend(args.loss_backend)
         self._metrics: dict[str, dict[str, list[torch.Tensor]]] = {
             "train": defaultdict(list),
             "eval": defaultdict(list),
         }
+
+    def _resolve_backend(self, backend: str) -> str:
+        """The loss backend this run uses: ``liger`` falls back to ``chunked``, with a warning saying why, where
+        Liger cannot run."""
+        if backend == "liger":
+            reason = liger_unavailable(self.args.device)
+            if reason is not None:
+                warnings.warn(f"loss_backend='liger' falls back to the chunked loss: {reason}.", stacklevel=3)
+                return "chunked"
+        return backend
 
     @staticmethod
     def _check_vocabularies(model: PreTrainedModel, teacher_model: PreTrainedModel) -> None:
@@ -147,18 +165,23 @@ class DistillationTrainer(Trainer):
             teacher_hidden = self._final_hidden(self.teacher, inputs)
         student_head = self.accelerator.unwrap_model(model).get_output_embeddings().weight
         teacher_head = self.accelerator.unwrap_model(self.teacher).get_output_embeddings().weight
-        result = chunked_distillation_loss(
-            student_hidden,
-            student_head,
-            teacher_hidden.to(student_hidden.dtype),
-            teacher_head.to(student_head.dtype),
-            inputs["labels"],
-            self.args.temperature,
-            self.args.kl_chunk_size,
-            self.args.ce_weight,
-            num_items_in_batch,
-            compile_core=self.args.kl_compile,
-        )
+        if self.loss_backend == "liger":
+            result = liger_distillation_loss(student_hidden, student_head, teacher_hidden, teacher_head,
+                                             inputs["labels"], self.args.temperature, self.args.ce_weight,
+                                             num_items_in_batch)
+        else:
+            result = chunked_distillation_loss(
+                student_hidden,
+                student_head,
+                teacher_hidden.to(student_hidden.dtype),
+                teacher_head.to(student_head.dtype),
+                inputs["labels"],
+                self.args.temperature,
+                self.args.kl_chunk_size,
+                self.args.ce_weight,
+                num_items_in_batch,
+                compile_core=self.args.kl_compile,
+            )
         loss = result.loss
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over processes
