@@ -8,8 +8,8 @@ another (``DistillationTrainer``), and a distillation step against a CE step, al
    Goal: one run <= 0.75x the separate runs.
 2. Step: ``compute_loss`` + backward of the largest-vocabulary pair (the demo's teacher and its widest student, or
    Pythia-410M and width 128) against the student's own CE loss + backward plus a teacher forward, and, where
-   ``liger-kernel`` is installed and the device is CUDA, Liger's fused linear JSD at beta = 0 (forward KL, times T^2)
-   on the same hidden states, checked against our loss. Goal: <= 1.1x.
+   ``liger-kernel`` is installed and the device is CUDA, the same step with ``loss_backend="liger"`` (Liger's fused
+   linear JSD and cross-entropy kernels), its loss printed beside ours. Goal: <= 1.1x.
 
     python benchmarks/bench_multi_student.py [--device cuda] [--preset demo|paper] [--steps 10] [--bf16]
 """
@@ -30,10 +30,10 @@ from hf_geokd.distill import (
     DistillationTrainer,
     MultiStudentDistillationTrainer,
     build_student,
-    chunked_distillation_loss,
     pythia_config,
     pythia_like_config,
 )
+from hf_geokd.distill.liger import liger_unavailable
 
 PRESETS = {
     "demo": dict(vocab=4096, hidden=128, layers=4, heads=4, batch=16, seq=128, widths=(8, 16, 32, 64, 128)),
@@ -126,46 +126,24 @@ def step_benchmark(device: torch.device, preset: dict, repeats: int, bf16: bool)
           f"{preset['vocab']}, {preset['batch']} x {preset['seq']} tokens, on {device}{', bf16' if bf16 else ''}:")
     print(f"  CE step + teacher forward:     {ce:8.4f} s")
     print(f"  distillation step (fused KL):  {distil:8.4f} s   ratio {distil / ce:.3f}   (goal <= 1.1)")
-    liger_comparison(device, trainer, student, inputs, repeats, ce)
-
-
-def liger_comparison(device, trainer, student, inputs, repeats: int, ce: float) -> None:
-    """Liger's fused linear JSD (Triton, CUDA only) at beta = 0: KL(teacher || student) on logits / T, mean over
-    tokens, without the T^2 factor (so it is multiplied by T^2 here), against our loss on the same hidden states."""
-    try:
-        from liger_kernel.transformers import LigerFusedLinearJSD
-    except ImportError:
-        print("  Liger: not installed (pip install liger-kernel packaging; Triton kernels, CUDA only)")
+    reason = liger_unavailable(device)
+    if reason is not None:
+        print(f"  loss_backend='liger': skipped ({reason})")
         return
-    if device.type != "cuda":
-        print("  Liger: its fused linear JSD is a Triton kernel and needs CUDA; skipped on", device)
-        return
-    temperature = trainer.args.temperature
-    liger = LigerFusedLinearJSD(jsd_beta=0.0, temperature=temperature)
-    student_head = student.get_output_embeddings().weight
-    teacher_head = trainer.teacher.get_output_embeddings().weight.to(student_head.dtype)
-    with torch.no_grad():
-        teacher_hidden = trainer._final_hidden(trainer.teacher, inputs)[:, :-1].reshape(-1, teacher_head.shape[1])
-    labels = inputs["labels"][:, 1:].reshape(-1)
-
-    def liger_loss():
-        hidden = trainer._final_hidden(student, inputs)[:, :-1].reshape(-1, student_head.shape[1])
-        return liger(hidden, student_head, teacher_hidden.to(hidden.dtype), teacher_head, labels) * temperature**2
+    liger_trainer = DistillationTrainer(model=student, teacher_model=teacher,
+                                        args=arguments(device, 1, preset["batch"], bf16, loss_backend="liger"))
 
     def liger_step():
         student.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            trainer._final_hidden(trainer.teacher, inputs)  # the teacher forward every step pays for
-        liger_loss().backward()
+        with autocast:
+            loss = liger_trainer.compute_loss(student, inputs)
+        loss.backward()
 
-    with torch.no_grad():
-        hidden = trainer._final_hidden(student, inputs)
-        ours = chunked_distillation_loss(hidden, student_head, trainer._final_hidden(trainer.teacher, inputs),
-                                         teacher_head, inputs["labels"], temperature, trainer.args.kl_chunk_size)
-        theirs = liger_loss()
+    with torch.no_grad(), autocast:
+        ours, theirs = trainer.compute_loss(student, inputs), liger_trainer.compute_loss(student, inputs)
     seconds = timed(device, liger_step, repeats)
-    print(f"  Liger fused linear JSD step:   {seconds:8.4f} s   ratio {seconds / ce:.3f}   loss {theirs.item():.6f} "
-          f"vs ours {ours.loss.item():.6f}")
+    print(f"  loss_backend='liger' step:     {seconds:8.4f} s   ratio {seconds / ce:.3f}   loss {theirs.item():.6f} "
+          f"vs chunked {ours.item():.6f}")
 
 
 def main() -> None:
