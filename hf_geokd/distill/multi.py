@@ -57,18 +57,24 @@ class StudentGroup(nn.Module):
             if not name or "/" in name or "." in name:
                 raise ValueError(f"student name {name!r} must be a non-empty folder name without '/' or '.'.")
         self.students = nn.ModuleDict(students)
+        self.stopped: set[str] = set()  # students whose training has ended (StudentFloorsCallback): not run
 
     @property
     def names(self) -> list[str]:
         return list(self.students)
 
+    @property
+    def active(self) -> list[str]:
+        """The students still training, in order."""
+        return [name for name in self.students if name not in self.stopped]
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, **kwargs: Any) -> dict[str, CausalLMOutputWithPast]:
         # The outputs keep one position's logits: through them DDP's unused-parameter search reaches every lm_head.
         return {
-            name: student(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
-                          logits_to_keep=1, use_cache=False)
-            for name, student in self.students.items()
+            name: self.students[name](input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
+                                      logits_to_keep=1, use_cache=False)
+            for name in self.active
         }
 
     def activation_checkpointing_enable(self, **kwargs: Any) -> None:
@@ -80,15 +86,19 @@ class StudentFloorsCallback(TrainerCallback, ExportableState):
     """A :class:`LossFloorCallback` per student: from ``eval_<name>_loss`` it adds ``eval_<name>_loss_floor``,
     ``eval_<name>_loss_asymptote`` and ``eval_<name>_floor_converged`` after each evaluation.
 
-    With ``stop_when_converged=True`` training stops when every student has converged. Its evaluations are kept in
-    the checkpointed trainer state, so a resumed run keeps counting.
+    With ``stop_when_converged=True`` each student stops at the first evaluation that finds it converged, as it would
+    trained alone with ``LossFloorCallback(stop_when_converged=True)``: from then on it is neither run nor updated
+    (its optimizer state stays as it was), and ``stopped`` records the step; the run ends when every student has
+    stopped. Its evaluations and stops are kept in the checkpointed trainer state, so a resumed run keeps counting.
     """
 
     def __init__(self, names: Sequence[str], fraction: float = 0.1, tolerance: float = 0.01, min_evaluations: int = 5,
-                 stop_when_converged: bool = False, histories: Mapping[str, Mapping[str, list]] | None = None):
+                 stop_when_converged: bool = False, histories: Mapping[str, Mapping[str, list]] | None = None,
+                 stopped: Mapping[str, int] | None = None):
         histories = histories or {}
         self.fraction, self.tolerance, self.min_evaluations = fraction, tolerance, min_evaluations
         self.stop_when_converged = stop_when_converged
+        self.stopped: dict[str, int] = dict(stopped or {})
         self.trackers = {
             name: LossFloorCallback("eval_loss", fraction, histories.get(name, {}).get("evaluations"),
                                     histories.get(name, {}).get("steps"), tolerance, min_evaluations)
@@ -99,8 +109,12 @@ class StudentFloorsCallback(TrainerCallback, ExportableState):
         """Each student's :class:`FloorEstimate` (None before its first evaluation)."""
         return {name: tracker.estimate() for name, tracker in self.trackers.items()}
 
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        converged = []
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if isinstance(model, StudentGroup):  # a resumed run: the students stopped before the crash stay stopped
+            model.stopped.update(self.stopped)
+        return control
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
         for name, tracker in self.trackers.items():
             if not metrics or f"eval_{name}_loss" not in metrics:
                 continue
@@ -108,8 +122,11 @@ class StudentFloorsCallback(TrainerCallback, ExportableState):
             tracker.on_evaluate(args, state, control, metrics=view)
             for key in ("loss_floor", "loss_asymptote", "floor_converged"):
                 metrics[f"eval_{name}_{key}"] = view[f"eval_{key}"]
-            converged.append(view["eval_floor_converged"] == 1.0)
-        if self.stop_when_converged and len(converged) == len(self.trackers) and all(converged):
+            if self.stop_when_converged and view["eval_floor_converged"] == 1.0 and name not in self.stopped:
+                self.stopped[name] = int(state.global_step)
+                if isinstance(model, StudentGroup):
+                    model.stopped.add(name)
+        if self.stop_when_converged and len(self.stopped) == len(self.trackers):
             control.should_training_stop = True
         return control
 
@@ -117,7 +134,7 @@ class StudentFloorsCallback(TrainerCallback, ExportableState):
         histories = {name: {"evaluations": t.evaluations, "steps": t.steps} for name, t in self.trackers.items()}
         return {"args": {"names": list(self.trackers), "fraction": self.fraction, "tolerance": self.tolerance,
                          "min_evaluations": self.min_evaluations, "stop_when_converged": self.stop_when_converged,
-                         "histories": histories},
+                         "histories": histories, "stopped": self.stopped},
                 "attributes": {}}
 
 
@@ -126,9 +143,9 @@ class MultiStudentDistillationTrainer(DistillationTrainer):
     a dict of named students, or a :class:`StudentGroup`.
 
     Logs per student ``<name>_kl``, ``<name>_ce``, ``<name>_loss`` and ``<name>_grad_norm`` (before clipping) in
-    training and ``eval_<name>_...`` in evaluation; ``loss`` and ``eval_loss`` are the sums over students. Adds a
-    :class:`StudentFloorsCallback` unless one is given. ``save_model`` writes one ``from_pretrained`` folder per student
-    under ``output_dir`` and :meth:`create_model_card` one card in each.
+    training and ``eval_<name>_...`` in evaluation; ``loss`` and ``eval_loss`` are the sums over the students still
+    training. Adds a :class:`StudentFloorsCallback` unless one is given. ``save_model`` writes one ``from_pretrained``
+    folder per student under ``output_dir`` and :meth:`create_model_card` one card in each.
     """
 
     def __init__(self, model: StudentGroup | Mapping[str, PreTrainedModel] | Sequence[PreTrainedModel],
@@ -201,8 +218,9 @@ class MultiStudentDistillationTrainer(DistillationTrainer):
             raise ValueError("LOMO optimizers clip inside their step: use AdamW with MultiStudentDistillationTrainer.")
         self.accelerator.unscale_gradients()
         norms = {}
-        for name, student in self._group(model).students.items():
-            norm = torch.nn.utils.clip_grad_norm_(list(student.parameters()), self.args.max_grad_norm)
+        group = self._group(model)
+        for name in group.active:
+            norm = torch.nn.utils.clip_grad_norm_(list(group.students[name].parameters()), self.args.max_grad_norm)
             norms[name] = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
         self._grad_norms = {name: float(norm) for name, norm in norms.items()}
         return torch.stack([norm.float() for norm in norms.values()]).norm()

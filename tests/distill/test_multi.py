@@ -149,3 +149,28 @@ def test_the_recipe_trains_a_list_of_widths_under_accelerate_launch_with_two_pro
     for width in WIDTHS:
         assert GPTNeoXForCausalLM.from_pretrained(output / f"w{width}").config.hidden_size == width
         assert f"width **{width}**" in (output / f"w{width}" / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_each_student_stops_when_it_converges_as_it_would_alone(tiny_artifacts, tmp_path):
+    settings = dict(max_steps=8, eval_steps=1, save_steps=100)
+    floors = StudentFloorsCallback(["w16", "w32"], min_evaluations=3, stop_when_converged=True)
+    floors.trackers["w16"].tolerance = 1e9  # converged as soon as the rule can judge: stops at step 3
+    floors.trackers["w32"].min_evaluations = 10**6  # never judged: trains all 8 steps
+    together, trainer = run(tiny_artifacts, tmp_path / "sweep", WIDTHS, callbacks=[floors], **settings)
+    assert floors.stopped == {"w16": 3} and trainer.state.global_step == 8
+    assert len(floors.trackers["w16"].evaluations) == 3 and len(floors.trackers["w32"].evaluations) == 8
+    for width, student, (tolerance, judged) in zip(WIDTHS, together, ((1e9, 3), (0.01, 10**6))):
+        alone_floor = LossFloorCallback(tolerance=tolerance, min_evaluations=judged, stop_when_converged=True)
+        teacher = AutoModelForCausalLM.from_pretrained(tiny_artifacts / "teacher")
+        alone = build_student(teacher.config, width, seed=width, num_attention_heads=4)
+        blocks = load_from_disk(str(tiny_artifacts / "blocks"))
+        single = DistillationTrainer(model=alone, teacher_model=teacher,
+                                     args=config(tmp_path / f"alone{width}", **settings),
+                                     train_dataset=blocks.select(range(48)), eval_dataset=blocks.select(range(64, 80)),
+                                     data_collator=causal_lm_collator, callbacks=[alone_floor])
+        single.train()
+        assert single.state.global_step == (3 if width == 16 else 8)
+        for a, b in zip(student.parameters(), alone.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+        assert floors.trackers[f"w{width}"].evaluations == pytest.approx(alone_floor.evaluations, rel=1e-5)
