@@ -1,10 +1,10 @@
 """``geokd demo``: the whole paper at tiny scale, offline on a CPU, leaving ``report.md`` and its figures.
 
 embedded Wikipedia -> byte-level BPE tokenizer -> tiny Pythia-shaped teacher (cached) -> SAE (sae-lens) ->
-FeatureStats on held-out tokens -> predicted floors (every capacity kind) -> students distilled with
-DistillationTrainer to a convergence rule -> observed floors -> held-out validation of every predictor against the
-power-law and parameter-law baselines -> two-component calibration -> feature survival (the staircase) ->
-probes -> report.
+FeatureStats on held-out tokens -> predicted floors (every capacity kind) -> students of every width distilled in
+one MultiStudentDistillationTrainer run, each to a convergence rule -> observed floors -> two-component calibration
+-> feature survival (the staircase) -> held-out validation of every predictor against the power-law and
+parameter-law baselines -> probes -> report.
 Each stage is the library call that the recipes run at full scale (recipes/pythia-410m/).
 """
 
@@ -23,7 +23,13 @@ from transformers import AutoTokenizer, GPTNeoXForCausalLM, Trainer, TrainingArg
 
 from ..calibration import fit_power_law, fit_two_component
 from ..data import blocks_dataset, causal_lm_collator, train_bpe_tokenizer
-from ..distill import DistillationConfig, DistillationTrainer, LossFloorCallback, build_student, pythia_like_config
+from ..distill import (
+    DistillationConfig,
+    MultiStudentDistillationTrainer,
+    StudentFloorsCallback,
+    build_student,
+    pythia_like_config,
+)
 from ..paper import paper_checks, paper_claims
 from ..predictor import FloorPredictor
 from ..probing import offline_concepts, run_probes
@@ -155,47 +161,54 @@ def _train_teacher(config: DemoConfig, tokenizer, train, test):
 
 
 def _students(config: DemoConfig, teacher, train, test) -> tuple[pd.DataFrame, dict[str, tuple]]:
-    """Distil one student per width (control included) to the convergence rule; rows for the table and curves."""
+    """Distil every width (control included) in one run, each to the convergence rule; rows for the table and
+    curves. Widths with a ``floor.json`` from an earlier invocation are not trained again."""
+    folder = config.out / "students"
+    todo = [width for width in config.all_widths if not (folder / f"w{width}" / "floor.json").is_file()]
+    if todo:
+        _distil_students(config, teacher, train, test.select(range(min(config.eval_blocks, len(test)))), todo)
     rows, curves = [], {}
-    eval_set = test.select(range(min(config.eval_blocks, len(test))))
     for width in config.all_widths:
-        folder = config.out / "students" / f"w{width}"
-        result_file = folder / "floor.json"
-        if not result_file.is_file():
-            _distil_student(config, teacher, train, eval_set, width, folder)
-        row = json.loads(result_file.read_text())
+        row = json.loads((folder / f"w{width}" / "floor.json").read_text())
         curves[f"d_S={width}"] = (row.pop("steps"), row.pop("losses"), row["asymptote"], row.pop("amplitude"),
                                   row.pop("exponent"), row["converged"])
         rows.append(row)
     return pd.DataFrame(rows), curves
 
 
-def _distil_student(config: DemoConfig, teacher, train, eval_set, width: int, folder: Path) -> None:
-    heads = config.teacher_heads if width % config.teacher_heads == 0 else 1
-    student = build_student(teacher.config, width, seed=config.seed, num_attention_heads=heads)
+def _distil_students(config: DemoConfig, teacher, train, eval_set, widths: list[int]) -> None:
+    """One ``MultiStudentDistillationTrainer`` run: one teacher forward per batch for all students, each stopped
+    when it converges (exactly what it would get trained alone); writes ``students/w<width>/`` and its floor.json."""
+    students = [build_student(teacher.config, width, seed=config.seed,
+                              num_attention_heads=config.teacher_heads if width % config.teacher_heads == 0 else 1)
+                for width in widths]
     args = DistillationConfig(
-        output_dir=str(folder), max_steps=config.student_max_steps, per_device_train_batch_size=config.batch_size,
-        learning_rate=config.student_lr, warmup_steps=20, lr_scheduler_type="constant_with_warmup",
-        eval_strategy="steps", eval_steps=config.eval_every, logging_steps=config.eval_every, save_strategy="no",
-        report_to=[], temperature=config.temperature, use_cpu=not torch.cuda.is_available(), seed=config.seed,
-        teacher_model_name_or_path=str(config.out / "teacher"),
+        output_dir=str(config.out / "students"), max_steps=config.student_max_steps,
+        per_device_train_batch_size=config.batch_size, learning_rate=config.student_lr, warmup_steps=20,
+        lr_scheduler_type="constant_with_warmup", eval_strategy="steps", eval_steps=config.eval_every,
+        logging_steps=config.eval_every, save_strategy="no", report_to=[], temperature=config.temperature,
+        use_cpu=not torch.cuda.is_available(), seed=config.seed, teacher_model_name_or_path=str(config.out / "teacher"),
     )
-    tracker = LossFloorCallback(tolerance=config.floor_tolerance, stop_when_converged=True)
-    trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=train,
-                                  eval_dataset=eval_set, data_collator=causal_lm_collator, callbacks=[tracker])
+    floors = StudentFloorsCallback([f"w{width}" for width in widths], tolerance=config.floor_tolerance,
+                                   stop_when_converged=True)
+    trainer = MultiStudentDistillationTrainer(model=students, teacher_model=teacher, args=args, train_dataset=train,
+                                              eval_dataset=eval_set, data_collator=causal_lm_collator,
+                                              callbacks=[floors])
     trainer.train()
     trainer.save_model()
     trainer.create_model_card(dataset_name="embedded Wikipedia sample (gensim wheel)")
-    estimate = tracker.estimate()
-    ce = [entry["eval_ce"] for entry in trainer.state.log_history if "eval_ce" in entry]
-    row = {"width": width, "parameters": student.num_parameters(), "observed_floor": estimate.floor,
-           "asymptote": estimate.asymptote, "asymptote_low": estimate.asymptote_low,
-           "asymptote_high": estimate.asymptote_high, "converged": estimate.converged,
-           "steps_trained": int(trainer.state.global_step), "reason": estimate.reason,
-           "eval_ce": float(np.mean(ce[-max(1, len(ce) // 10):])), "evaluations": estimate.evaluations,
-           "amplitude": estimate.amplitude, "exponent": estimate.exponent,
-           "steps": tracker.steps, "losses": tracker.evaluations}
-    (folder / "floor.json").write_text(json.dumps(row, indent=1))
+    for width, student in zip(widths, students):
+        name = f"w{width}"
+        tracker, estimate = floors.trackers[name], floors.trackers[name].estimate()
+        ce = [entry[f"eval_{name}_ce"] for entry in trainer.state.log_history if f"eval_{name}_ce" in entry]
+        row = {"width": width, "parameters": student.num_parameters(), "observed_floor": estimate.floor,
+               "asymptote": estimate.asymptote, "asymptote_low": estimate.asymptote_low,
+               "asymptote_high": estimate.asymptote_high, "converged": estimate.converged,
+               "steps_trained": floors.stopped.get(name, int(trainer.state.global_step)), "reason": estimate.reason,
+               "eval_ce": float(np.mean(ce[-max(1, len(ce) // 10):])), "evaluations": estimate.evaluations,
+               "amplitude": estimate.amplitude, "exponent": estimate.exponent,
+               "steps": tracker.steps, "losses": tracker.evaluations}
+        (config.out / "students" / name / "floor.json").write_text(json.dumps(row, indent=1))
 
 
 def _survival(config: DemoConfig, teacher, test, sae_dir: Path) -> dict:

@@ -26,13 +26,16 @@ def test_demo_pipeline_at_small_size(tmp_path, wheel_cache):
     assert len(floor["losses"]) == len(floor["steps"]) == floor["evaluations"]
     scores = (out / "validation" / "scores.csv").read_text()
     assert "cheapest-2" in scores and "power law" in scores and "parameter law" in scores
+    assert "g_eff measured by survival" in scores  # survival runs before validation and feeds it
     for figure in ("importance_spectrum.png", "predicted_floors.png", "power_law.png", "probes.png",
-                   "floor_curves.png", "validation/held_out_cheapest-2.png", "survival/staircase.png"):
+                   "floor_curves.png", "validation/held_out_cheapest-2.png", "survival/staircase.png",
+                   "survival/orderings.png"):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"
     # Eq. 3 is fitted, or the report says why not (Eq. 2 predicts 0 at every width of this tiny teacher)
     assert (out / "calibration.png").is_file() != ("Eq. 3 could not be fitted: predicted floors are all zero" in text)
     assert (out / "predictor" / "config.json").is_file()
     assert (out / "students" / "w8" / "README.md").is_file()
+    assert floor["steps_trained"] == floor["steps"][-1]  # a student stopped early records its own last step
     # a second run reuses every finished stage: the teacher, SAE statistics and student floors are not rewritten
     artifacts = [out / "teacher" / "model.safetensors", *sorted(out.glob("sae/*/feature_stats.json")),
                  *sorted(out.glob("students/w*/floor.json"))]
@@ -40,6 +43,8 @@ def test_demo_pipeline_at_small_size(tmp_path, wheel_cache):
     written = [path.stat().st_mtime_ns for path in artifacts]
     run_demo(out, config)
     assert [path.stat().st_mtime_ns for path in artifacts] == written
+    timings = json.loads((out / "timings.json").read_text())
+    assert len(timings) == 2 and timings[1]["students"] < timings[0]["students"]  # one row per invocation
 
 
 def test_demo_presets_are_named_and_checked():

@@ -10,7 +10,7 @@ import torch
 from datasets import load_from_disk
 from transformers import AutoModelForCausalLM, GPTNeoXForCausalLM, TrainerCallback
 
-from hf_geokd.data import causal_lm_collator
+from hf_geokd.data import causal_lm_collator, stream_token_blocks
 from hf_geokd.distill import (
     DistillationConfig,
     DistillationTrainer,
@@ -39,12 +39,15 @@ def config(output_dir: Path, **overrides) -> DistillationConfig:
     return DistillationConfig(**{**settings, **overrides})
 
 
-def run(tiny_artifacts, output_dir: Path, widths, callbacks=(), resume=None, **overrides):
+def run(tiny_artifacts, output_dir: Path, widths, callbacks=(), resume=None, streamed=False, **overrides):
     teacher = AutoModelForCausalLM.from_pretrained(tiny_artifacts / "teacher")
     students = [build_student(teacher.config, width, seed=width, num_attention_heads=4) for width in widths]
     blocks = load_from_disk(str(tiny_artifacts / "blocks"))
-    common = dict(teacher_model=teacher, args=config(output_dir, **overrides), train_dataset=blocks.select(range(48)),
-                  eval_dataset=blocks.select(range(64, 80)), data_collator=causal_lm_collator)
+    train, held_out = blocks.select(range(48)), blocks.select(range(64, 80))
+    if streamed:  # a lazy stream of 4 shards; its first 16 blocks are held out
+        train, held_out = stream_token_blocks(blocks.select(range(16, 96)), None, 32, num_shards=4, held_out=16)
+    common = dict(teacher_model=teacher, args=config(output_dir, **overrides), train_dataset=train,
+                  eval_dataset=held_out, data_collator=causal_lm_collator)
     if len(widths) == 1:
         trainer = DistillationTrainer(model=students[0], callbacks=[LossFloorCallback(), *callbacks], **common)
     else:
@@ -111,13 +114,14 @@ class CrashAfterCheckpoint(TrainerCallback):
 
 
 @pytest.mark.slow
-def test_a_crashed_sweep_resumes_where_an_uninterrupted_one_ends(tiny_artifacts, tmp_path):
-    straight, _ = run(tiny_artifacts, tmp_path / "straight", WIDTHS)
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_crashed_sweep_resumes_where_an_uninterrupted_one_ends(tiny_artifacts, tmp_path, streamed):
+    straight, _ = run(tiny_artifacts, tmp_path / "straight", WIDTHS, streamed=streamed)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run(tiny_artifacts, tmp_path / "crashed", WIDTHS, callbacks=[CrashAfterCheckpoint()])
+        run(tiny_artifacts, tmp_path / "crashed", WIDTHS, callbacks=[CrashAfterCheckpoint()], streamed=streamed)
     checkpoint = tmp_path / "crashed" / "checkpoint-3"
     assert (checkpoint / "w16" / "model.safetensors").is_file() and (checkpoint / "w32" / "config.json").is_file()
-    resumed, trainer = run(tiny_artifacts, tmp_path / "crashed", WIDTHS, resume=True)
+    resumed, trainer = run(tiny_artifacts, tmp_path / "crashed", WIDTHS, resume=True, streamed=streamed)
     for a, b in zip([p for s in resumed for p in s.parameters()], [p for s in straight for p in s.parameters()]):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     floors = next(c for c in trainer.callback_handler.callbacks if isinstance(c, StudentFloorsCallback))
