@@ -209,7 +209,7 @@ def least_squares_power_law(
     return float(a[best]), float(grid[best]), float(c[best])
 
 
-def _warn_if_not_a_decay(a: float, gamma: float) -> None:
+def _warn_if_not_a_decay(a: float, gamma: float, c: float) -> None:
     low, high = GAMMA_RANGE
     step = (high - low) / (GRID_POINTS - 1)
     if a <= 0:
@@ -227,6 +227,14 @@ def _warn_if_not_a_decay(a: float, gamma: float) -> None:
             PowerLawWarning,
             stacklevel=3,
         )
+    if a > 0 and c < 0:
+        warnings.warn(
+            f"the fitted floor c = {c:.4g} is negative: a loss floor cannot be, so this fit is an interpolation, not "
+            "Eq. 4's plateau (the floors still fall at the widest width, or the runs have not converged); do not "
+            "extrapolate it past the widths it was fitted on.",
+            PowerLawWarning,
+            stacklevel=3,
+        )
 
 
 def fit_power_law(
@@ -234,9 +242,9 @@ def fit_power_law(
 ) -> PowerLawFit:
     """Fit L_obs(d_S) = a * d_S^-gamma + c (paper Eq. 4) by profile least squares over gamma in (0, 4].
 
-    Warns (:class:`PowerLawWarning`) when the floors do not fall with width (fitted a <= 0) or when the best gamma
-    sits at an edge of its search range (the least-squares optimum lies outside it): the numbers are then returned
-    for inspection but do not describe a power-law decay.
+    Warns (:class:`PowerLawWarning`) when the floors do not fall with width (fitted a <= 0), when the best gamma
+    sits at an edge of its search range (the least-squares optimum lies outside it) or when the fitted floor c is
+    negative: the numbers are then returned for inspection but do not describe a power-law decay to a floor.
     """
     x, y = check_paired(widths, observed, "widths", "observed", 3)
     if np.any(x <= 0):
@@ -244,7 +252,7 @@ def fit_power_law(
     if np.unique(x).size < 3:
         raise ValueError("widths needs at least three distinct values to fit a, gamma and c.")
     a, gamma, c = least_squares_power_law(x, y)
-    _warn_if_not_a_decay(a, gamma)
+    _warn_if_not_a_decay(a, gamma, c)
     intervals = _bootstrap(x, y, least_squares_power_law, 3, seed, confidence)
     return PowerLawFit(
         a=a,

@@ -56,3 +56,13 @@ def test_a_demo_folder_scores_observed_floors_or_asymptotes_and_names_a_zero_asy
     scores = pd.read_csv(tmp_path / "o" / "scores.csv")
     assert "Eq. 2 (g_eff measured by survival) + Eq. 3" in set(scores["predictor"])  # survival/summary.json is there
     assert main(["validate", str(tmp_path / "o" / "scores.csv"), "--floor", "asymptote"]) == 2  # not a demo folder
+
+
+def test_committed_full_demo_scores_reproduce(tmp_path):
+    """The README's full-preset numbers come from this scores.csv: recomputing it from the committed floors and SAE
+    statistics gives the same table."""
+    assert main(["validate", str(RESULTS / "demo-full"), "--out", str(tmp_path)]) == 0
+    committed = pd.read_csv(RESULTS / "demo-full" / "validation" / "scores.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "scores.csv"), committed, rtol=1e-9)
+    best = committed[committed["protocol"] == "cheapest-2"].sort_values("mare_pct").iloc[0]
+    assert f"MARE **{best['mare_pct']:.1f}%**" in (RESULTS.parents[1] / "README.md").read_text()

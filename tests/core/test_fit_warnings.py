@@ -33,3 +33,9 @@ def test_a_clean_decay_does_not_warn():
         warnings.simplefilter("error")
         fit = fit_power_law(WIDTHS, 3.0 * WIDTHS**-0.8 + 0.2)
     assert fit.gamma == pytest.approx(0.8, rel=1e-3)
+
+
+def test_a_negative_floor_warns():
+    with pytest.warns(PowerLawWarning, match="negative"):
+        fit = fit_power_law(WIDTHS, 3.0 * WIDTHS**-0.3 - 0.5)
+    assert fit.c < 0
