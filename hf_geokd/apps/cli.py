@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the embedded end-to-end demo (offline, CPU)")
     demo.add_argument("--out", default="outputs/demo", help="folder for the report, figures and models (reused)")
     demo.add_argument("--preset", choices=("quick", "full", "gpu"), default="quick",
-                      help="quick: about 15 min on 2 CPU cores; full: about an hour; gpu: students to convergence")
+                      help="quick: 11 min on 2 CPU cores; full: 55 min; gpu: students up to 3,000 steps")
     demo.set_defaults(func=command_demo)
 
     validate = commands.add_parser("validate", help="score floor predictors held out against measured floors")

@@ -96,11 +96,11 @@ class DemoConfig:
 
 
 DEMO_PRESETS: dict[str, dict] = {
-    # make demo: about 13 minutes on 2 idle CPU cores; students stop at 240 steps, most before they converge.
+    # make demo: 11 minutes on 2 CPU cores; students stop at 240 steps, before they converge.
     "quick": {},
-    # under an hour on 2 CPU cores: a teacher trained longer, students up to 1,200 steps.
+    # 55 minutes on 2 CPU cores: a teacher trained longer, students up to 1,200 steps (none met the 1% rule).
     "full": dict(teacher_steps=1600, sae_tokens=1_000_000, student_max_steps=1200, eval_every=40),
-    # a GPU: larger batches, students trained until the convergence rule holds (up to 3,000 steps).
+    # a GPU (not run yet): larger batches, students up to 3,000 steps or the convergence rule.
     "gpu": dict(batch_size=32, teacher_steps=1000, sae_tokens=2_000_000, student_max_steps=3000, eval_every=50,
                 eval_blocks=64),
 }
