@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from accelerate import PartialState
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -79,7 +80,8 @@ def measured_before(folder: Path, student: str) -> bool:
 
 def main() -> None:
     (args,) = parse_recipe_args((SurvivalArguments,))
-    state = PartialState()
+    # processes on CPUs (no CUDA, or device: cpu) talk over gloo; without cpu=True they would not see each other
+    state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
     device = args.device or str(state.device)
     folders = [result_folder(args.output_dir, name) for name in args.students]
     if len(set(folders)) != len(folders):
