@@ -25,8 +25,8 @@ LOSS_BACKENDS = ("chunked", "liger")
 
 def liger_unavailable(device: torch.device) -> str | None:
     """Why the Liger backend cannot run on ``device`` (None when it can)."""
-    if importlib.util.find_spec("liger_kernel") is None:
-        return "liger-kernel is not installed (pip install liger-kernel)"
+    if importlib.util.find_spec("liger_kernel") is None or importlib.util.find_spec("triton") is None:
+        return "liger-kernel (with triton) is not installed (pip install 'hf-geokd[liger]')"
     if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         return f"its Triton kernels need a CUDA device, and this run is on {device.type}"
     return None
