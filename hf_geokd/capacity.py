@@ -58,6 +58,8 @@ class FittedCapacity:
 
     @property
     def name(self) -> str:
+        if self.b == 0:  # a constant: the base kind plays no part
+            return f"constant({self.a:.3g})"
         return f"fitted({self.a:.3g}*{self.base}^{self.b:.3g})"
 
     def to_dict(self) -> dict:
@@ -71,8 +73,12 @@ class FittedCapacity:
         if widths.size == 0 or widths.shape != kept.shape:
             raise ValueError(f"pass one kept-feature count per student width (got {widths.size} widths and "
                              f"{kept.size} counts).")
+        if not (np.isfinite(widths).all() and (widths > 0).all()):
+            raise ValueError(f"student widths must be finite and > 0, got {widths.tolist()}.")
+        if not (np.isfinite(kept).all() and (kept >= 0).all()):
+            raise ValueError(f"kept-feature counts must be finite and >= 0, got {kept.tolist()}.")
         slope = float((kept * widths).sum() / (widths * widths).sum())
-        if not slope > 0:
+        if slope == 0:
             raise ValueError("no student keeps any feature (every count is 0): there is no measured capacity.")
         return cls(a=slope, b=0.0, base="dt_signed")
 

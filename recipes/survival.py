@@ -14,8 +14,8 @@ widths, which ``FloorPredictor(stats, capacity_kind=hf_geokd.survival.measured_c
 
 Under ``accelerate launch`` each process measures its share of the students on its own device (the passes are
 independent), and the main process writes the study once all are done. A student whose result is already in
-``output_dir`` (``d_S=<width>/``, measured from the same student folder) is not measured again, so an interrupted run
-resumes where it stopped.
+``output_dir`` (``d_S=<width>/``, measured from the same student with the same models, SAE, data and scoring settings)
+is not measured again, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -70,12 +70,25 @@ def result_folder(output_dir: str, student: str) -> Path:
     return Path(output_dir) / f"d_S={AutoConfig.from_pretrained(student).hidden_size}"
 
 
-def measured_before(folder: Path, student: str) -> bool:
-    """True when ``folder`` holds a finished result for this very student (a resumed run skips it)."""
+def run_settings(args: SurvivalArguments, student: str) -> dict:
+    """What a saved result must have been measured with to be reused: the models, the SAE, the data and the scoring."""
+    keep = ("teacher_name_or_path", "sae_path", "sae_id", "hook_name", "student_hook", "dataset_name", "dataset_path",
+            "split", "skip_documents", "skip_blocks", "block_size", "n_tokens", "held_out", "ridge", "null_students",
+            "token_baseline", "probe", "probe_epochs", "probe_lr", "threshold", "min_firings", "seed")
+    return {"student": student, **{key: getattr(args, key) for key in keep}}
+
+
+def measured_before(folder: Path, settings: dict) -> bool:
+    """True when ``folder`` holds a finished result measured with exactly these settings (a resumed run skips it);
+    a result measured otherwise is named and measured again."""
     try:
-        return FeatureSurvival.load(folder).metadata.get("student") == student
+        saved = FeatureSurvival.load(folder).metadata.get("run_settings")
     except (FileNotFoundError, ValueError):
         return False
+    if saved != settings:
+        print(f"{folder} was measured with other settings: measuring {settings['student']} again.", flush=True)
+        return False
+    return True
 
 
 def main() -> None:
@@ -87,7 +100,7 @@ def main() -> None:
     if len(set(folders)) != len(folders):
         raise ValueError(f"two students have the same width ({[f.name for f in folders]}): measure one per run.")
     with state.split_between_processes(list(zip(args.students, folders))) as mine:
-        todo = [(name, folder) for name, folder in mine if not measured_before(folder, name)]
+        todo = [(name, folder) for name, folder in mine if not measured_before(folder, run_settings(args, name))]
         if todo:
             teacher = AutoModelForCausalLM.from_pretrained(args.teacher_name_or_path).to(device)
             tokenizer = AutoTokenizer.from_pretrained(args.teacher_name_or_path)
@@ -103,7 +116,7 @@ def main() -> None:
                 min_firings=args.min_firings, seed=args.seed, device=device, progress=state.is_local_main_process,
             )
             result.metadata.update(student=name, teacher=args.teacher_name_or_path, sae=args.sae_path,
-                                   process=state.process_index)
+                                   process=state.process_index, run_settings=run_settings(args, name))
             result.save(folder)
             print(f"[process {state.process_index}] {name}: d_S={result.student_width} k*={result.k_star()} "
                   f"g_eff={result.g_eff():.3g} survived={int(result.survived().sum())}/{int(result.scorable.sum())}"

@@ -195,6 +195,9 @@ def command_validate(args: argparse.Namespace) -> int:
     results = score_predictors(observations, protocols, soft_fit=shipped, soft_label="shipped shape")
     out = Path(args.out or (Path(args.results) / "validation" if Path(args.results).is_dir()
                             else Path(args.results).with_suffix("")))
+    if (out / "scores.csv").is_file() and not args.overwrite:
+        raise ValueError(f"{out} already holds a validation (scores.csv): pass --out to write elsewhere, or "
+                         "--overwrite to replace it.")
     report = write_validation_report(results, out, args.title or f"Held-out floor predictions: {args.results}")
     for protocol, table in protocol_tables(results).items():
         print(f"\n{protocol}\n" + markdown_table(table[["predictor", "points", "median_accuracy_pct", "mare_pct",
@@ -257,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the embedded end-to-end demo (offline, CPU)")
     demo.add_argument("--out", default="outputs/demo", help="folder for the report, figures and models (reused)")
     demo.add_argument("--preset", choices=("quick", "full", "gpu"), default="quick",
-                      help="quick: 11 min on 2 CPU cores; full: 55 min; gpu: students up to 3,000 steps")
+                      help="quick: 11 min on 2 CPU cores; full: under an hour; gpu: students up to 3,000 steps")
     demo.set_defaults(func=command_demo)
 
     validate = commands.add_parser("validate", help="score floor predictors held out against measured floors")
@@ -272,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a demo folder's student floors: the paper's tail mean (observed) or the fitted "
                                "asymptote L_inf (for runs that have not converged)")
     validate.add_argument("--title", help="the report's title")
+    validate.add_argument("--overwrite", action="store_true", help="replace a validation already in the folder")
     validate.add_argument("--out", help="folder for report.md, scores.csv, predictions.csv and plots "
                                         "(default: RESULTS/validation)")
     validate.set_defaults(func=command_validate)

@@ -98,7 +98,8 @@ class DemoConfig:
 DEMO_PRESETS: dict[str, dict] = {
     # make demo: 11 minutes on 2 CPU cores; students stop at 240 steps, before they converge.
     "quick": {},
-    # 55 minutes on 2 CPU cores: a teacher trained longer, students up to 1,200 steps (none met the 1% rule).
+    # under an hour on 2 CPU cores (54.6 min with the students one at a time): a teacher trained longer,
+    # students up to 1,200 steps (none met the 1% rule).
     "full": dict(teacher_steps=1600, sae_tokens=1_000_000, student_max_steps=1200, eval_every=40),
     # a GPU (not run yet): larger batches, students up to 3,000 steps or the convergence rule.
     "gpu": dict(batch_size=32, teacher_steps=1000, sae_tokens=2_000_000, student_max_steps=3000, eval_every=50,

@@ -4,11 +4,14 @@ Liger's ``LigerFusedLinearJSD`` at ``jsd_beta = 0`` is the forward KL(teacher_T 
 tokens it is given, without the T^2 factor (checked against our reference on the same inputs in the tests, through
 Triton's CPU interpreter). So, over the n valid tokens packed as in :func:`hf_geokd.distill.kl.pack_valid_tokens`,
 
-    kl_sum = T^2 n JSD_0,   ce_sum = LigerFusedLinearCrossEntropyLoss(reduction="sum")  (always: it is logged),
+    kl_sum = T^2 n JSD_0,   ce_sum = LigerFusedLinearCrossEntropyLoss(reduction="sum"),
     loss = ((1 - w) kl_sum + w ce_sum) / num_items,
 
-which is what :func:`hf_geokd.distill.kl.chunked_distillation_loss` returns. The kernels are Triton: they run on CUDA
-devices, or on the CPU under ``TRITON_INTERPRET=1`` (slowly; how the tests check them). ``pip install liger-kernel``.
+which is what :func:`hf_geokd.distill.kl.chunked_distillation_loss` returns, except that at w = 0 under autograd
+(training) CE is not computed (``ce_sum`` is NaN: an extra pass over the vocabulary only to log it); evaluation
+computes it. ``kl_chunk_size`` and ``kl_compile`` do not apply (Liger chunks on its own). The kernels are Triton:
+they run on CUDA devices, or on the CPU under ``TRITON_INTERPRET=1`` (slowly; how the tests check them).
+``pip install "hf-geokd[liger]"``.
 """
 
 from __future__ import annotations
@@ -55,7 +58,10 @@ def liger_distillation_loss(
     if ce_weight > 0:
         ce_sum = cross_entropy(student_head, hidden, targets)
         loss = (1.0 - ce_weight) / divisor * kl_sum + ce_weight / divisor * ce_sum
-    else:  # CE is logged, as the chunked loss logs it: detached inputs, so the kernel computes no gradient
+    elif torch.is_grad_enabled():  # training at w = 0: CE would cost one more pass over the vocabulary, only to log
+        ce_sum = torch.full((), float("nan"), device=hidden.device)
+        loss = kl_sum / divisor
+    else:  # evaluation: CE is logged as the chunked loss logs it (detached inputs: the kernel computes no gradient)
         ce_sum = cross_entropy(student_head.detach(), hidden.detach(), targets)
         loss = kl_sum / divisor
     return DistillationLoss(loss=loss, kl_sum=kl_sum.detach().float(), ce_sum=ce_sum.detach().float(),

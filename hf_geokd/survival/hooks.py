@@ -7,6 +7,7 @@ same kind of hook in its own block at the same relative depth.
 
 from __future__ import annotations
 
+import math
 import re
 
 import torch
@@ -26,9 +27,13 @@ def count_layers(model: torch.nn.Module, prefix: str) -> int:
     return count
 
 
-def _same_depth(index: int, teacher_layers: int, student_layers: int) -> int:
-    """Block i of L_T (depth (i + 1) / L_T) maps to block j = round((i + 1) L_S / L_T) - 1 of the student's L_S."""
-    return max(0, round((index + 1) * student_layers / teacher_layers) - 1)
+def _same_depth(index: int, teacher_layers: int, student_layers: int, before: bool = False) -> int:
+    """The student block at the teacher's relative depth, ties rounded up. After block i of L_T (depth
+    (i + 1) / L_T) maps to after block j = floor((i + 1) L_S / L_T + 1/2) - 1; before block i (``hook_resid_pre``,
+    depth i / L_T) maps to before block j = floor(i L_S / L_T + 1/2)."""
+    depth = index if before else index + 1
+    block = math.floor(depth * student_layers / teacher_layers + 0.5) - (0 if before else 1)
+    return min(max(0, block), student_layers - 1)
 
 
 def matching_hook(teacher: torch.nn.Module, hook_name: str, student: torch.nn.Module) -> str:
@@ -44,7 +49,8 @@ def matching_hook(teacher: torch.nn.Module, hook_name: str, student: torch.nn.Mo
         if None in layers:
             raise ValueError(f"hook {hook_name!r} is a TransformerLens name but a model has no "
                              "config.num_hidden_layers: pass student_hook=.")
-        return f"blocks.{_same_depth(int(match['layer']), *layers)}.{match['site']}"
+        before = match["site"] == "hook_resid_pre"
+        return f"blocks.{_same_depth(int(match['layer']), *layers, before=before)}.{match['site']}"
     match = _LAYER_HOOK.match(hook_name)
     if match is None:
         raise ValueError(f"hook {hook_name!r} is not a numbered block (like 'gpt_neox.layers.2'): pass student_hook=.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +22,13 @@ def floor_accuracy_module() -> Path:
 @dataclass
 class ValidationResults:
     """``scores``: one row per (protocol, predictor) with the metrics of hf_geokd.validate.metrics; ``predictions``:
-    one row per scored (protocol, predictor, point) with its prediction."""
+    one row per scored (protocol, predictor, point) with its prediction; ``errors``: the first reason a predictor
+    could not be fitted on a split of a protocol."""
 
     scores: pd.DataFrame
     predictions: pd.DataFrame
     observations: Observations
+    errors: dict[tuple[str, str], str] = field(default_factory=dict)  # (protocol, predictor): why a fit failed
 
 
 def score_predictors(
@@ -43,7 +45,7 @@ def score_predictors(
     predictors = predictors or default_predictors(observations, soft_fit, soft_label)
     metric = evaluate.load(str(floor_accuracy_module()))
     table = observations.table
-    score_rows, prediction_rows = [], []
+    score_rows, prediction_rows, errors = [], [], {}
     for protocol in protocols:
         for predictor in predictors:
             predicted = pd.Series(np.nan, index=table.index)
@@ -55,7 +57,8 @@ def score_predictors(
                     continue
                 try:
                     values = predictor.predict(observations, table.loc[train], table.loc[test])
-                except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+                except (ValueError, FloatingPointError, np.linalg.LinAlgError) as error:
+                    errors.setdefault((protocol, predictor.name), str(error))
                     continue
                 predicted.loc[test] = values
             if scored.empty:
@@ -73,4 +76,4 @@ def score_predictors(
                                         "config": table.at[index, "config"], "width": int(table.at[index, "width"]),
                                         "observed": float(table.at[index, "observed"]),
                                         "predicted": float(predicted.at[index])})
-    return ValidationResults(pd.DataFrame(score_rows), pd.DataFrame(prediction_rows), observations)
+    return ValidationResults(pd.DataFrame(score_rows), pd.DataFrame(prediction_rows), observations, errors)

@@ -132,7 +132,8 @@ def demo_observations(folder: str | Path, floor: str = "observed") -> Observatio
     if floor == "asymptote" and not (table.loc[~control, "observed"] > 0).all():
         zero = table.loc[~control & (table["observed"] <= 0), "width"].tolist()
         raise ValueError(f"the fitted asymptote is 0 for the students of width {', '.join(map(str, zero))} (their "
-                         "curves do not flatten yet): score the observed floors instead.")
+                         "curves do not flatten yet): score the observed floors instead (--floor observed, the "
+                         "default).")
     notes = [f"the control run (d_S = d_T = {stats.d_in}) is not scored: it is the baseline, not a compression",
              f"floors: the students' {'fitted asymptotes L_inf' if floor == 'asymptote' else 'observed floors'}"]
     return Observations(table[~control].sort_values("width"), {"demo": stats}, "loss", False, str(folder), notes)

@@ -16,10 +16,10 @@ SCORE_COLUMNS = ["predictor", "points", "failed", "median_accuracy_pct", "median
 
 
 def protocol_tables(results: ValidationResults) -> dict[str, pd.DataFrame]:
-    """One score table per protocol, best median accuracy first."""
+    """One score table per protocol, lowest median absolute relative error first (ties keep their order)."""
     tables = {}
     for protocol, rows in results.scores.groupby("protocol", sort=False):
-        rows = rows.sort_values("median_accuracy_pct", ascending=False, na_position="last")
+        rows = rows.sort_values("mare_pct", na_position="last", kind="stable")
         tables[protocol] = rows[[column for column in SCORE_COLUMNS if column in rows]].reset_index(drop=True)
     return tables
 
@@ -43,7 +43,7 @@ def write_validation_report(results: ValidationResults, out: str | Path, title: 
     table = observations.table
     return render_report(
         "validation.md.j2", out / "report.md", title=title, observations=observations, tables=tables,
-        figures=figures, claims=paper_claims(), configurations=table["config"].nunique(), points=len(table),
-        widths=sorted(int(width) for width in table["width"].unique()),
+        figures=figures, errors=results.errors, claims=paper_claims(), configurations=table["config"].nunique(),
+        points=len(table), widths=sorted(int(width) for width in table["width"].unique()),
         unconverged=table[table["converged"] == False],  # noqa: E712 (the column may hold NaN: unknown)
     )

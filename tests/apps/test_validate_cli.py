@@ -16,8 +16,9 @@ def test_validate_a_csv_of_floors_with_the_teachers_statistics(tmp_path, capsys)
     FeatureStats.from_counts(300, 12.0, np.arange(1, 301.0) ** -1.1, d_in=64).save(tmp_path / "stats")
     widths = np.array([4, 8, 12, 16, 24, 32])
     pd.DataFrame({"width": widths, "floor": 2.0 * widths**-0.6 + 0.1}).to_csv(tmp_path / "floors.csv", index=False)
-    assert main(["validate", str(tmp_path / "floors.csv"), "--stats", str(tmp_path / "stats"),
-                 "--out", str(tmp_path / "val")]) == 0
+    command = ["validate", str(tmp_path / "floors.csv"), "--stats", str(tmp_path / "stats"), "--out",
+               str(tmp_path / "val")]
+    assert main(command) == 0
     printed = capsys.readouterr().out
     assert "cheapest-2" in printed and "zero-shot" not in printed  # nats need calibration: no zero-shot protocol
     scores = pd.read_csv(tmp_path / "val" / "scores.csv")
@@ -25,6 +26,9 @@ def test_validate_a_csv_of_floors_with_the_teachers_statistics(tmp_path, capsys)
     assert power["median_accuracy_pct"].iloc[0] > 99  # the floors follow its form exactly
     assert (tmp_path / "val" / "held_out_cheapest-2.png").read_bytes()[:4] == b"\x89PNG"
     assert "## cheapest-2" in (tmp_path / "val" / "report.md").read_text()
+    assert main(command) == 2  # a second run does not replace the first silently
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*command, "--overwrite"]) == 0
 
 
 def test_validate_names_what_it_cannot_read(tmp_path, capsys):

@@ -29,7 +29,11 @@ def main(teacher_dir: str, ce_weight: float) -> None:
         result = loss_fn(hidden, heads[0], teacher_hidden, heads[1], batch["labels"], temperature=2.0,
                          ce_weight=ce_weight, num_items=40)
         grads = torch.autograd.grad(result.loss, list(student.parameters()))
+        with torch.no_grad():  # evaluation: every backend logs CE
+            evaluated = loss_fn(hidden, heads[0], teacher_hidden, heads[1], batch["labels"], temperature=2.0,
+                                ce_weight=ce_weight, num_items=40)
         out[name] = {"loss": float(result.loss), "kl_sum": float(result.kl_sum), "ce_sum": float(result.ce_sum),
+                     "eval_ce_sum": float(evaluated.ce_sum), "eval_loss": float(evaluated.loss),
                      "n_tokens": result.n_tokens, "grads": [g.flatten().tolist() for g in grads]}
     print(json.dumps(out))
 

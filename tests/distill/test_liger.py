@@ -3,6 +3,7 @@ installed (on the CPU through Triton's interpreter), and the fallback to the chu
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -32,7 +33,12 @@ def test_liger_backend_equals_the_chunked_loss(tiny_artifacts, ce_weight):
     assert liger["n_tokens"] == chunked["n_tokens"] == 30
     assert liger["loss"] == pytest.approx(chunked["loss"], rel=1e-4)
     assert liger["kl_sum"] == pytest.approx(chunked["kl_sum"], rel=1e-4)  # T^2 and the sum over tokens
-    assert liger["ce_sum"] == pytest.approx(chunked["ce_sum"], rel=1e-4)  # logged even at w = 0
+    assert liger["eval_ce_sum"] == pytest.approx(chunked["eval_ce_sum"], rel=1e-4)  # evaluation logs CE at any w
+    assert liger["eval_loss"] == pytest.approx(chunked["eval_loss"], rel=1e-4)
+    if ce_weight > 0:
+        assert liger["ce_sum"] == pytest.approx(chunked["ce_sum"], rel=1e-4)
+    else:  # training at w = 0 skips the CE pass
+        assert math.isnan(liger["ce_sum"])
     for got, want in zip(liger["grads"], chunked["grads"]):
         torch.testing.assert_close(torch.tensor(got), torch.tensor(want), rtol=1e-3, atol=1e-6)
 

@@ -255,6 +255,12 @@ def test_relative_depth_and_random_students_of_a_transformers_model():
     assert matching_hook(teacher, "gpt_neox.layers.2", model(4, 8)) == "gpt_neox.layers.2"
     assert matching_hook(teacher, "blocks.3.hook_resid_post", student) == "blocks.1.hook_resid_post"  # TL names
     assert matching_hook(teacher, "blocks.1.ln2.hook_normalized", student) == "blocks.0.ln2.hook_normalized"
+    deep = model(8, 8)  # before block 1 of 4 (depth 1/4) is before block 2 of 8; after block 1 is after block 3
+    assert matching_hook(teacher, "blocks.1.hook_resid_pre", deep) == "blocks.2.hook_resid_pre"
+    assert matching_hook(teacher, "blocks.1.hook_resid_post", deep) == "blocks.3.hook_resid_post"
+    # ties round up whatever the depths: after block 2 of 4 (depth 3/4) is after block 2 of 2 ... 5 of 6
+    assert [matching_hook(teacher, "gpt_neox.layers.2", model(n, 8)) for n in (2, 6)] == [
+        "gpt_neox.layers.1", "gpt_neox.layers.4"]
     first, second, again = random_students(student, [1, 2, 1])
     weight = "gpt_neox.embed_in.weight"
     assert not torch.equal(first.state_dict()[weight], second.state_dict()[weight])

@@ -64,3 +64,6 @@ def test_two_processes_share_the_students_and_a_rerun_resumes(tiny_artifacts, tm
     assert again.returncode == 0, again.stderr[-3000:]
     assert "d_S=" not in again.stdout.split("|")[0] and "[process" not in again.stdout  # nothing measured again
     assert "| 16 |" in again.stdout  # ... and the study is written from the saved results
+    changed = subprocess.run([*command, "--threshold", "0.6"], capture_output=True, text=True, env=env, timeout=600)
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert changed.stdout.count("measured with other settings") == 2  # other settings: nothing stale is reused

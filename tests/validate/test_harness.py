@@ -91,3 +91,18 @@ def test_the_survival_predictor_uses_only_the_calibration_students_cutoffs():
     assert score_predictors(wrong, ("cheapest-2",), [MeasuredSurvival()]).scores.iloc[0]["mare_pct"] > 5.0
     assert "Eq. 2 (g_eff measured by survival) + Eq. 3" in set(score_predictors(observations, ("cheapest-2",))
                                                                 .scores["predictor"])
+
+
+@pytest.mark.parametrize("widths, kept, message", [
+    ([8, 12], [3], "one kept-feature count per student width"),
+    ([8, 12], [0, 0], "every count is 0"),
+    ([8, 0], [3, 0], "widths must be finite and > 0"),
+    ([8, 12], [100, -1], "must be finite and >= 0"),
+    ([8, 12], [float("nan"), 4], "must be finite and >= 0"),
+])
+def test_a_measured_capacity_refuses_bad_counts_by_name(widths, kept, message):
+    from hf_geokd.capacity import FittedCapacity
+
+    with pytest.raises(ValueError, match=message):
+        FittedCapacity.from_kept_counts(widths, kept)
+    assert FittedCapacity.from_kept_counts([8, 16], [8, 16]).name == "constant(1)"
