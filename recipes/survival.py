@@ -61,6 +61,9 @@ class SurvivalArguments:
     probe_lr: float = field(default=0.1)
     threshold: float = field(default=0.5)
     min_firings: int = field(default=20)
+    min_ceiling: float = field(default=0.05, metadata={"help": "The teacher's own R^2 a latent needs to be scored."})
+    norm_scaling_factor: float | None = field(
+        default=None, metadata={"help": "An unfolded expected_average_only_in SAE's factor (default: estimated)."})
     seed: int = field(default=0)
     device: str | None = field(default=None, metadata={"help": "Default: this process's device (accelerate)."})
 
@@ -74,7 +77,8 @@ def run_settings(args: SurvivalArguments, student: str) -> dict:
     """What a saved result must have been measured with to be reused: the models, the SAE, the data and the scoring."""
     keep = ("teacher_name_or_path", "sae_path", "sae_id", "hook_name", "student_hook", "dataset_name", "dataset_path",
             "split", "skip_documents", "skip_blocks", "block_size", "n_tokens", "held_out", "ridge", "null_students",
-            "token_baseline", "probe", "probe_epochs", "probe_lr", "threshold", "min_firings", "seed")
+            "token_baseline", "probe", "probe_epochs", "probe_lr", "threshold", "min_firings", "min_ceiling",
+            "norm_scaling_factor", "seed")
     return {"student": student, **{key: getattr(args, key) for key in keep}}
 
 
@@ -113,7 +117,8 @@ def main() -> None:
                 student_hook=args.student_hook, n_tokens=n_tokens, batch_size=args.batch_size, held_out=args.held_out,
                 ridge=args.ridge, null_students=args.null_students, token_baseline=args.token_baseline,
                 probe=args.probe, probe_epochs=args.probe_epochs, probe_lr=args.probe_lr, threshold=args.threshold,
-                min_firings=args.min_firings, seed=args.seed, device=device, progress=state.is_local_main_process,
+                min_firings=args.min_firings, min_ceiling=args.min_ceiling, seed=args.seed, device=device,
+                progress=state.is_local_main_process, norm_scaling_factor=args.norm_scaling_factor,
             )
             result.metadata.update(student=name, teacher=args.teacher_name_or_path, sae=args.sae_path,
                                    process=state.process_index, run_settings=run_settings(args, name))
