@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 
 def read_json(path: str | Path) -> Any:
@@ -36,6 +36,28 @@ def read_safetensors(path: str | Path, device: str = "cpu") -> dict[str, torch.T
     except SafetensorError as error:
         raise ValueError(f"{path} is not a readable safetensors file ({error}): the file is damaged or truncated; "
                          "write or download it again.") from error
+
+
+def write_tensors_and_json(directory: str | Path, tensors: dict[str, torch.Tensor], scalars: dict[str, Any],
+                           weights_name: str, config_name: str) -> Path:
+    """Write ``tensors`` to ``directory / weights_name`` (safetensors) and ``scalars`` to ``directory / config_name``
+    (indented JSON), creating the folder; return it (how FeatureStats and FeatureSurvival are saved)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, str(directory / weights_name))
+    (directory / config_name).write_text(json.dumps(scalars, indent=2) + "\n")
+    return directory
+
+
+def require_files(directory: str | Path, names: tuple[str, ...], kind: str, how: str) -> Path:
+    """``directory`` as a Path; ``FileNotFoundError`` naming the missing files when it is not a ``kind`` folder
+    (``how``: how to write one)."""
+    directory = Path(directory)
+    missing = [name for name in names if not (directory / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{directory} lacks {', '.join(missing)}: it is not a {kind} folder (write one with "
+                                f"{how}).")
+    return directory
 
 
 def known_fields(cls: type, data: Any, path: str | Path) -> dict[str, Any]:

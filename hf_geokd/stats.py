@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,10 +11,9 @@ import numpy as np
 import torch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
-from safetensors.torch import save_file
 
 from .checks import check_alpha, check_contributions, check_positive_int, sae_subfolder
-from .files import known_fields, read_json, read_safetensors
+from .files import known_fields, read_json, read_safetensors, require_files, write_tensors_and_json
 from .sources import HUB_UNREACHABLE, hub_error, local_folder
 
 STATS_WEIGHTS_NAME = "feature_stats.safetensors"
@@ -99,22 +97,14 @@ class FeatureStats:
 
     def save(self, directory: str | Path) -> Path:
         """Write ``feature_stats.safetensors`` (the spectrum) and ``feature_stats.json`` (the scalars)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({"contributions": self.contributions.contiguous()}, str(directory / STATS_WEIGHTS_NAME))
-        (directory / STATS_CONFIG_NAME).write_text(json.dumps(self.scalars(), indent=2) + "\n")
-        return directory
+        return write_tensors_and_json(directory, {"contributions": self.contributions}, self.scalars(),
+                                      STATS_WEIGHTS_NAME, STATS_CONFIG_NAME)
 
     @classmethod
     def load(cls, directory: str | Path) -> FeatureStats:
         """Read stats written by :meth:`save`."""
-        directory = Path(directory)
-        missing = [name for name in (STATS_WEIGHTS_NAME, STATS_CONFIG_NAME) if not (directory / name).is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"{directory} lacks {', '.join(missing)}: it is not a FeatureStats folder "
-                "(write one with FeatureStats.save or measure_feature_stats)."
-            )
+        directory = require_files(directory, (STATS_WEIGHTS_NAME, STATS_CONFIG_NAME), "FeatureStats",
+                                  "FeatureStats.save or measure_feature_stats")
         config, weights = directory / STATS_CONFIG_NAME, directory / STATS_WEIGHTS_NAME
         tensors = read_safetensors(weights)
         if "contributions" not in tensors:

@@ -13,7 +13,6 @@ over the importance ranks, and the measured capacity is g_eff = k* / d_S.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
 from scipy.stats import rankdata, spearmanr
 
 from ..capacity import CAPACITY_KINDS, FittedCapacity, kept_features, quiet_capacity_warnings
+from ..files import read_json, read_safetensors, require_files, write_tensors_and_json
 
 SURVIVAL_WEIGHTS_NAME = "feature_survival.safetensors"
 SURVIVAL_CONFIG_NAME = "feature_survival.json"
@@ -254,25 +253,18 @@ class FeatureSurvival:
 
     def save(self, directory: str | Path) -> Path:
         """Write ``feature_survival.safetensors`` (per-latent vectors) and ``feature_survival.json`` (the rest)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         tensors = {"latent": self.latent, "importance": self.importance, "frequency": self.frequency,
                    "held_out_firings": self.held_out_firings, **{f"r2.{k}": v for k, v in self.r2.items()}}
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(directory / SURVIVAL_WEIGHTS_NAME))
-        (directory / SURVIVAL_CONFIG_NAME).write_text(json.dumps(self.scalars(), indent=2) + "\n")
-        return directory
+        return write_tensors_and_json(directory, tensors, self.scalars(), SURVIVAL_WEIGHTS_NAME, SURVIVAL_CONFIG_NAME)
 
     @classmethod
     def load(cls, directory: str | Path) -> FeatureSurvival:
         """Read a result written by :meth:`save`."""
-        directory = Path(directory)
-        missing = [n for n in (SURVIVAL_WEIGHTS_NAME, SURVIVAL_CONFIG_NAME) if not (directory / n).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{directory} lacks {', '.join(missing)}: it is not a FeatureSurvival folder "
-                                    "(write one with FeatureSurvival.save or measure_feature_survival).")
-        scalars = json.loads((directory / SURVIVAL_CONFIG_NAME).read_text())
+        directory = require_files(directory, (SURVIVAL_WEIGHTS_NAME, SURVIVAL_CONFIG_NAME), "FeatureSurvival",
+                                  "FeatureSurvival.save or measure_feature_survival")
+        scalars = read_json(directory / SURVIVAL_CONFIG_NAME)
         scalars.pop("readers")
-        tensors = load_file(str(directory / SURVIVAL_WEIGHTS_NAME))
+        tensors = read_safetensors(directory / SURVIVAL_WEIGHTS_NAME)
         r2 = {k.removeprefix("r2."): v for k, v in tensors.items() if k.startswith("r2.")}
         return cls(latent=tensors["latent"], importance=tensors["importance"], frequency=tensors["frequency"],
                    held_out_firings=tensors["held_out_firings"], r2=r2, **scalars)
