@@ -30,8 +30,10 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from hf_geokd.apps.recipe import parse_recipe_args
 from hf_geokd.data import load_token_blocks
+from hf_geokd.files import read_json
 from hf_geokd.sae import load_sae
 from hf_geokd.survival import FeatureSurvival, measure_feature_survival, write_survival_study
+from hf_geokd.survival.result import SURVIVAL_CONFIG_NAME, SURVIVAL_WEIGHTS_NAME
 
 
 @dataclass
@@ -85,9 +87,12 @@ def run_settings(args: SurvivalArguments, student: str) -> dict:
 def measured_before(folder: Path, settings: dict) -> bool:
     """True when ``folder`` holds a finished result measured with exactly these settings (a resumed run skips it);
     a result measured otherwise is named and measured again."""
+    config = folder / SURVIVAL_CONFIG_NAME  # the settings are in the json: the tensors need not be read
+    if not (config.is_file() and (folder / SURVIVAL_WEIGHTS_NAME).is_file()):
+        return False
     try:
-        saved = FeatureSurvival.load(folder).metadata.get("run_settings")
-    except (FileNotFoundError, ValueError):
+        saved = read_json(config).get("metadata", {}).get("run_settings")
+    except (ValueError, AttributeError):
         return False
     if saved != settings:
         print(f"{folder} was measured with other settings: measuring {settings['student']} again.", flush=True)

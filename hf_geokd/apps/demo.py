@@ -216,13 +216,15 @@ def _survival(config: DemoConfig, teacher, test, sae_dir: Path) -> dict:
     """Which teacher SAE latents each student still carries (the staircase), with random-init and shuffled nulls;
     a student measured by an earlier invocation (``survival/d_S=<width>/``) is loaded, not measured again."""
     folder = config.out / "survival"
-    sae = load_sae(sae_dir)
+    sae = None
     results = []
     for width in config.all_widths:
         saved = folder / f"d_S={width}"
         if (saved / SURVIVAL_CONFIG_NAME).is_file():
             results.append(FeatureSurvival.load(saved))
             continue
+        if sae is None:  # loaded only when a student is still to measure
+            sae = load_sae(sae_dir)
         student = GPTNeoXForCausalLM.from_pretrained(config.out / "students" / f"w{width}")
         results.append(measure_feature_survival(teacher, sae, student, test, n_tokens=config.survival_tokens,
                                                 batch_size=config.batch_size, progress=False))

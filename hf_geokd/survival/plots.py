@@ -82,14 +82,14 @@ def plot_orderings(results: Sequence[FeatureSurvival], path: str | Path, title: 
     n_features = max(result.n_features for result in results)
     log_edges = np.unique(np.geomspace(1, n_features + 1, 25).round().astype(int)) - 1
     centres = np.sqrt(np.maximum(log_edges[:-1], 1) * log_edges[1:])
-    names = list(results[0].ordering_aucs())
+    aucs = [result.ordering_aucs() for result in results]
+    names = list(aucs[0])
     figure, axes = new_figure(1, len(names), figsize=(4.2 * len(names), 3.8), sharey=True)
     for axis, name in zip(np.atleast_1d(axes), names):
         for index, result in enumerate(results):
             order = np.argsort(-result.ordering_values(name), kind="stable")
-            auc = result.ordering_aucs()[name]
             axis.plot(centres, _binned_survival(result, log_edges, order), "o-", color=f"C{index}", markersize=3,
-                      label=f"d_S={result.student_width}: AUC {auc:.2f}")
+                      label=f"d_S={result.student_width}: AUC {aucs[index][name]:.2f}")
         axis.set_xscale("log")
         axis.set_ylim(-0.03, 1.03)
         axis.set_xlabel(f"rank by {name} (descending)")
