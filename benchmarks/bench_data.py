@@ -11,8 +11,15 @@ Wikipedia sample cut into ~2 KB documents and repeated until there are enough to
 
 SAEs: ``train_sae`` on three hooks from one pass against one hook, same tokens, on a randomly initialised
 Pythia-shaped teacher (``--teacher tiny``: width 128, 4 layers, the demo's shape; ``--teacher 410m``: Pythia-410M at
-layers 8, 12, 16 with 32x SAEs, for a GPU), each hook alone and the three together. Goal: three hooks from one
-pass <= 1.4x one hook.
+layers 8, 12, 16 with 32x SAEs, for a GPU), each hook alone and the three together, ``--repeats`` times interleaved
+(medians: a shared machine's timings wander by 2x between runs). Goal: three hooks from one pass <= 1.4x one hook.
+Printed beside it, the floor that arithmetic puts under that ratio: one pass still trains three SAEs, so with F the
+teacher's forward FLOPs per token up to the deepest hook and S one SAE's training FLOPs per token, the ratio is at
+least (F + 3 S) / (F + S) when both run at the same FLOP rate.
+- F = L_h (24 d^2 + 4 n_ctx d): L_h blocks of attention (4 d^2 weights) and a 4x MLP (8 d^2), 2 FLOPs per
+  weight, plus the attention scores and their weighting (2 x 2 n_ctx d, causal masking not counted);
+- S = 10 d d_sae: encoder and decoder forward (2 x 2 d d_sae), their weight gradients (2 x 2 d d_sae) and the
+  gradient into the latents (2 d d_sae); none into the activations, which are data.
 
     python benchmarks/bench_data.py [--part data|sae|both] [--large-tokens 20000000] [--device cuda --teacher 410m]
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import string
 import subprocess
 import sys
@@ -145,27 +153,49 @@ def bench_sae(args) -> None:
     settings = dict(expansion_factor=expansion, training_tokens=args.sae_tokens, train_batch_size_tokens=4_096,
                     measure_tokens=8 * context, measure_dataset=blocks.select(range(n_blocks, n_blocks + 64)),
                     device=args.device)
-    runs = [("warm-up", hooks[:1])] + [(f"alone {hook}", [hook]) for hook in hooks] + [("together", hooks)]
+    if args.sae_architecture == "topk":
+        settings.update(architecture="topk", k=16)
+    runs = [(f"alone {hook}", [hook]) for hook in hooks] + [("together", hooks)]
     with tempfile.TemporaryDirectory() as tmp:
-        timings, cpu = {}, {}
-        for label, hook_names in runs:
-            settings["training_tokens"] = 4_096 * 2 if label == "warm-up" else args.sae_tokens
-            start, start_cpu = time.perf_counter(), time.process_time()
-            train_sae(teacher, blocks.select(range(n_blocks)), hook_names, Path(tmp) / label, **settings)
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            timings[label], cpu[label] = time.perf_counter() - start, time.process_time() - start_cpu
-    separate = sum(timings[f"alone {hook}"] for hook in hooks)
-    one = timings[f"alone {hooks[-1]}"]
-    print(f"SAEs ({args.teacher} teacher, {args.sae_tokens:,} tokens, {expansion}x, {args.device}): "
-          + ", ".join(f"{hook} alone {timings[f'alone {hook}']:.1f} s" for hook in hooks)
-          + f"; all three from one pass {timings['together']:.1f} s")
-    print(f"three hooks from one pass: {timings['together'] / one:.2f}x one hook ({hooks[-1]}, the deepest; goal "
-          f"<= 1.4x), {timings['together'] / separate:.2f}x three separate runs (their sum: {separate / one:.2f}x "
+        train_sae(teacher, blocks.select(range(n_blocks)), hooks[:1], Path(tmp) / "warm-up",
+                  **{**settings, "training_tokens": 4_096 * 2})
+        timings: dict[str, list[float]] = {label: [] for label, _ in runs}
+        cpu: dict[str, list[float]] = {label: [] for label, _ in runs}
+        for repeat in range(args.repeats):
+            for label, hook_names in runs:
+                start, start_cpu = time.perf_counter(), time.process_time()
+                train_sae(teacher, blocks.select(range(n_blocks)), hook_names, Path(tmp) / f"{label}-{repeat}",
+                          **settings)
+                if args.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                timings[label].append(time.perf_counter() - start)
+                cpu[label].append(time.process_time() - start_cpu)
+    wall = {label: statistics.median(values) for label, values in timings.items()}
+    process = {label: statistics.median(values) for label, values in cpu.items()}
+    separate, one = sum(wall[f"alone {hook}"] for hook in hooks), wall[f"alone {hooks[-1]}"]
+    print(f"SAEs ({args.teacher} teacher, {args.sae_architecture}, {args.sae_tokens:,} tokens, {expansion}x, "
+          f"{args.device}, median of {args.repeats}): "
+          + ", ".join(f"{hook} alone {wall[f'alone {hook}']:.1f} s" for hook in hooks)
+          + f"; all three from one pass {wall['together']:.1f} s")
+    print("  every run (s): " + "; ".join(f"{label} " + ", ".join(f"{v:.1f}" for v in values)
+                                          for label, values in timings.items()))
+    forward, sae = forward_and_sae_flops(config, int(hooks[-1].rsplit(".", 1)[1]) + 1, context, expansion)
+    print(f"three hooks from one pass: {wall['together'] / one:.2f}x one hook ({hooks[-1]}, the deepest; goal "
+          f"<= 1.4x), {wall['together'] / separate:.2f}x three separate runs (their sum: {separate / one:.2f}x "
           "one hook)")
+    print(f"arithmetic floor of that ratio: (F + 3 S) / (F + S) = {(forward + 3 * sae) / (forward + sae):.2f}x, with "
+          f"F = {forward / 1e6:.2f} MFLOP/token (teacher forward to the deepest hook) and S = {sae / 1e6:.2f} "
+          "MFLOP/token (one SAE's training step)")
     print(f"process CPU time (less sensitive to other jobs on a shared machine): three hooks "
-          f"{cpu['together'] / cpu[f'alone {hooks[-1]}']:.2f}x one hook, "
-          f"{cpu['together'] / sum(cpu[f'alone {hook}'] for hook in hooks):.2f}x three separate runs")
+          f"{process['together'] / process[f'alone {hooks[-1]}']:.2f}x one hook, "
+          f"{process['together'] / sum(process[f'alone {hook}'] for hook in hooks):.2f}x three separate runs")
+
+
+def forward_and_sae_flops(config, blocks: int, context: int, expansion: int) -> tuple[float, float]:
+    """(F, S) of the module docstring: FLOPs per token of the teacher's forward through ``blocks`` blocks and of
+    one SAE's training step (expansion x d latents)."""
+    d = config.hidden_size
+    return blocks * (24 * d * d + 4 * context * d), 10 * d * expansion * d
 
 
 def main() -> None:
@@ -176,6 +206,9 @@ def main() -> None:
     parser.add_argument("--large-tokens", type=int, default=20_000_000)
     parser.add_argument("--teacher", choices=["tiny", "410m"], default="tiny")
     parser.add_argument("--sae-tokens", type=int, default=262_144)
+    parser.add_argument("--sae-architecture", choices=["standard", "topk"], default="standard",
+                        help="standard: ReLU + L1 (the paper's); topk: k = 16 (the demo's)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of every SAE run (medians)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--measure", choices=["stream", "materialise"], help=argparse.SUPPRESS)
     parser.add_argument("--tokens", type=int, help=argparse.SUPPRESS)

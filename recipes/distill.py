@@ -54,6 +54,12 @@ class FloorArguments:
         metadata={"help": "Converged when the fitted gain L(t) - L(2t) of L_inf + A t^-b is at most this share of the "
                           "floor (use a constant learning rate after warm-up for the rule to mean anything)."},
     )
+    floor_absolute_tolerance: float = field(
+        default=0.0,
+        metadata={"help": "Also converged when that gain is at most this many nats (0: off). Needed for students whose "
+                          "floor tends to 0 (past the critical width, the d_S = d_T control): the relative rule alone "
+                          "never converges them."},
+    )
     stop_when_converged: bool = field(default=False, metadata={"help": "Stop training once the floor has converged "
                                                                         "(every student, in a sweep)."})
 
@@ -148,7 +154,8 @@ def main() -> None:
     if sweep and config.push_to_hub:
         raise SystemExit("distill.py: push_to_hub pushes one student; after a sweep, upload each output_dir/w<width>/ "
                          "folder to its own repo (huggingface-cli upload).")
-    floor_settings = {"tolerance": floor_args.floor_tolerance, "stop_when_converged": floor_args.stop_when_converged}
+    floor_settings = {"tolerance": floor_args.floor_tolerance, "stop_when_converged": floor_args.stop_when_converged,
+                      "absolute_tolerance": floor_args.floor_absolute_tolerance}
     trainer = (MultiStudentDistillationTrainer if sweep else DistillationTrainer)(
         model=students if sweep else students[0],
         teacher_model=teacher,

@@ -29,6 +29,7 @@ from ..distill import (
     StudentFloorsCallback,
     build_student,
     pythia_like_config,
+    steps_to_converge,
 )
 from ..paper import paper_checks, paper_claims
 from ..predictor import FloorPredictor
@@ -57,7 +58,8 @@ class DemoConfig:
 
     Students are distilled at a constant learning rate after warm-up (the convergence rule of
     :func:`~hf_geokd.distill.estimate_floor` is meaningful only at a constant rate) until the fitted gain over
-    another doubling of the steps is below ``floor_tolerance`` of the floor, or ``student_max_steps``.
+    another doubling of the steps is below ``floor_tolerance`` of the floor (or ``floor_absolute_tolerance`` nats,
+    when > 0), or ``student_max_steps``.
     """
 
     out: Path = Path("outputs/demo")
@@ -82,6 +84,7 @@ class DemoConfig:
     eval_every: int = 20
     eval_blocks: int = 48
     floor_tolerance: float = 0.01
+    floor_absolute_tolerance: float = 0.0
     temperature: float = 2.0
     survival_tokens: int = 20_000
     probe_per_class: int = 150
@@ -171,6 +174,8 @@ def _students(config: DemoConfig, teacher, train, test) -> tuple[pd.DataFrame, d
     rows, curves = [], {}
     for width in config.all_widths:
         row = json.loads((folder / f"w{width}" / "floor.json").read_text())
+        row["steps_to_converge"] = steps_to_converge(row["amplitude"], row["exponent"], row["asymptote"],
+                                                     config.floor_tolerance, config.floor_absolute_tolerance)
         curves[f"d_S={width}"] = (row.pop("steps"), row.pop("losses"), row["asymptote"], row.pop("amplitude"),
                                   row.pop("exponent"), row["converged"])
         rows.append(row)
@@ -191,7 +196,7 @@ def _distil_students(config: DemoConfig, teacher, train, eval_set, widths: list[
         use_cpu=not torch.cuda.is_available(), seed=config.seed, teacher_model_name_or_path=str(config.out / "teacher"),
     )
     floors = StudentFloorsCallback([f"w{width}" for width in widths], tolerance=config.floor_tolerance,
-                                   stop_when_converged=True)
+                                   absolute_tolerance=config.floor_absolute_tolerance, stop_when_converged=True)
     trainer = MultiStudentDistillationTrainer(model=students, teacher_model=teacher, args=args, train_dataset=train,
                                               eval_dataset=eval_set, data_collator=causal_lm_collator,
                                               callbacks=[floors])

@@ -10,11 +10,20 @@ Two estimates of the floor of a run whose evaluation loss at step t is L(t):
 
 Convergence rule (stated in every report and card that prints a floor): a run has converged when the fitted further
 improvement over another doubling of its steps, L(t_last) - L(2 t_last) = A t_last^-b (1 - 2^-b), is at most
-``tolerance`` (default 1%) of its floor, on at least ``min_evaluations`` tail evaluations. The improvement per doubling
+max(``tolerance`` x floor, ``absolute_tolerance``) (default: 1% of the floor, no absolute term), on at least
+``min_evaluations`` tail evaluations. The relative term alone never converges a run whose asymptote is 0 (a student
+past the critical width, the d_S = d_T control): there every doubling gains the same share 1 - 2^-b of what is left,
+so such runs need an absolute tolerance in the loss's units (nats). The improvement per doubling
 is well determined even when the fit cannot pin L_inf (b near 0, a curve still falling as a straight line in log t:
 there A t^-b (1 - 2^-b) -> A b ln 2, the slope per doubling), so the rule does not trust an extrapolated L_inf.
 The rule is meaningful at a constant learning rate (after warm-up): under a schedule that decays to zero the loss
 flattens because the steps shrink, and a run would look converged at its end whatever its floor.
+
+Steps to converge: where the fitted curve meets the rule, with the floor taken as L(t) itself. With u = A t^-b and
+c = 1 - 2^-b the rule reads u c <= max(tolerance (L_inf + u), absolute_tolerance), i.e.
+u <= u* = max(tolerance L_inf / (c - tolerance), absolute_tolerance / c) (every t when c <= tolerance), so
+t* = (A / u*)^(1/b): infinite when u* = 0 (asymptote 0, no absolute tolerance). It is an extrapolation of the tail
+fit, a forecast of how long to train, not a measurement.
 """
 
 from __future__ import annotations
@@ -41,7 +50,9 @@ class FloorEstimate:
         asymptote_low, asymptote_high: percentile interval of L_inf over residual-bootstrap refits.
         amplitude, exponent: the fitted A and b.
         improvement_per_doubling: L(t_last) - L(2 t_last) from the fit (0 when the tail does not fall).
-        converged: improvement_per_doubling <= tolerance * floor on >= min_evaluations tail points.
+        converged: improvement_per_doubling <= max(tolerance * floor, absolute_tolerance) on >= min_evaluations
+            tail points.
+        steps_to_converge: the step from which the fitted curve meets the rule (module docstring; inf: never).
         reason: why ``converged`` is what it is, in words.
         evaluations, last_step: how many evaluations there were, and the step of the last.
     """
@@ -57,6 +68,7 @@ class FloorEstimate:
     reason: str
     evaluations: int
     last_step: int
+    steps_to_converge: float = float("nan")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +77,7 @@ class FloorEstimate:
 def estimate_floor(
     steps, losses, fraction: float = 0.1, tail: float = 0.9, tolerance: float = 0.01, min_evaluations: int = 5,
     bootstrap: int = 200, confidence: float = 0.9, seed: int = 0, lower_bound: float | None = 0.0,
+    absolute_tolerance: float = 0.0,
 ) -> FloorEstimate:
     """Floor, asymptote and convergence of a run from its evaluation history (see the module docstring for the rule).
 
@@ -74,6 +87,8 @@ def estimate_floor(
         fraction: share of final evaluations averaged into ``floor`` (the paper: 0.1).
         tail: share of final evaluations the asymptote is fitted on.
         tolerance: largest relative improvement per doubling of steps that still counts as converged.
+        absolute_tolerance: largest improvement per doubling, in the loss's units, that counts as converged whatever
+            the floor (0: the relative rule alone).
         min_evaluations: fewest tail evaluations on which convergence can be declared.
         bootstrap: residual-bootstrap refits for the asymptote's interval.
         lower_bound: the asymptote is kept at or above it (0: a KL or cross-entropy loss is never negative, and a
@@ -90,6 +105,7 @@ def estimate_floor(
     if not (0 < fraction <= 1 and 0 < tail <= 1 and tolerance > 0):
         raise ValueError(f"fraction and tail must lie in (0, 1] and tolerance be > 0, got {fraction}, {tail}, "
                          f"{tolerance}.")
+    _check_absolute_tolerance(absolute_tolerance)
     floor = float(y[-max(1, round(fraction * y.size)):].mean())
     count = max(1, round(tail * y.size))
     t_tail, y_tail = t[-count:], y[-count:]
@@ -103,16 +119,37 @@ def estimate_floor(
     low, high = _bootstrap_asymptote(t_tail, y_tail, fitted, bootstrap, confidence, seed, lower_bound)
     improvement = max(0.0, amplitude * t[-1] ** (-exponent) * (1.0 - 2.0 ** (-exponent)))
     relative = improvement / abs(floor) if floor != 0 else math.inf
+    allowed = f"{100 * tolerance:g}% of the floor" + (f" or {absolute_tolerance:.3g}" if absolute_tolerance else "")
+    gain = f"another doubling of the steps gains {improvement:.3g} ({100 * relative:.2f}% of the floor"
     if count < min_evaluations:
         converged, reason = False, f"only {count} tail evaluations: at least {min_evaluations} are needed"
-    elif relative <= tolerance:
-        converged, reason = True, (f"another doubling of the steps gains {improvement:.3g} "
-                                   f"({100 * relative:.2f}% of the floor <= {100 * tolerance:g}%)")
+    elif improvement <= max(tolerance * abs(floor), absolute_tolerance):
+        converged, reason = True, f"{gain}; at most {allowed})"
     else:
-        converged, reason = False, (f"still falling: another doubling of the steps gains {improvement:.3g} "
-                                    f"({100 * relative:.2f}% of the floor > {100 * tolerance:g}%)")
+        converged, reason = False, f"still falling: {gain}; more than {allowed})"
     return FloorEstimate(floor, asymptote, low, high, amplitude, exponent, improvement, converged, reason,
-                         int(t.size), int(t[-1]))
+                         int(t.size), int(t[-1]),
+                         steps_to_converge(amplitude, exponent, asymptote, tolerance, absolute_tolerance))
+
+
+def steps_to_converge(amplitude: float, exponent: float, asymptote: float, tolerance: float,
+                      absolute_tolerance: float = 0.0) -> float:
+    """The step t* from which L(t) = L_inf + A t^-b meets the convergence rule (module docstring):
+    t* = (A / u*)^(1/b), u* = max(tolerance L_inf / (c - tolerance), absolute_tolerance / c), c = 1 - 2^-b;
+    0 when every step meets it (c <= tolerance or A <= 0), inf when none does (u* = 0)."""
+    c = 1.0 - 2.0 ** (-exponent)
+    if amplitude <= 0 or c <= tolerance:
+        return 0.0
+    threshold = max(tolerance * max(asymptote, 0.0) / (c - tolerance), absolute_tolerance / c)
+    if threshold <= 0:
+        return math.inf
+    return float((amplitude / threshold) ** (1.0 / exponent))
+
+
+def _check_absolute_tolerance(absolute_tolerance: float) -> None:
+    if not absolute_tolerance >= 0:
+        raise ValueError(f"absolute_tolerance must be >= 0 (an improvement per doubling in the loss's units; 0 turns "
+                         f"it off), got {absolute_tolerance}.")
 
 
 def _fit_above(t: np.ndarray, y: np.ndarray, lower_bound: float | None) -> tuple[float, float, float]:
@@ -155,12 +192,14 @@ class LossFloorCallback(TrainerCallback, ExportableState):
 
     def __init__(self, metric: str = "eval_loss", fraction: float = 0.1, evaluations: list[float] | None = None,
                  steps: list[int] | None = None, tolerance: float = 0.01, min_evaluations: int = 5,
-                 stop_when_converged: bool = False):
+                 stop_when_converged: bool = False, absolute_tolerance: float = 0.0):
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"fraction must lie in (0, 1], got {fraction}.")
         if not tolerance > 0:
             raise ValueError(f"tolerance must be > 0 (a relative improvement per doubling), got {tolerance}.")
+        _check_absolute_tolerance(absolute_tolerance)
         self.metric, self.fraction, self.tolerance = metric, fraction, tolerance
+        self.absolute_tolerance = absolute_tolerance
         self.min_evaluations, self.stop_when_converged = min_evaluations, stop_when_converged
         self.evaluations: list[float] = list(evaluations or [])
         self.steps: list[int] = list(steps or range(1, len(self.evaluations) + 1))
@@ -181,7 +220,8 @@ class LossFloorCallback(TrainerCallback, ExportableState):
         if not self.evaluations:
             return None
         return estimate_floor(self.steps, self.evaluations, self.fraction, tolerance=self.tolerance,
-                              min_evaluations=self.min_evaluations, bootstrap=bootstrap)
+                              min_evaluations=self.min_evaluations, bootstrap=bootstrap,
+                              absolute_tolerance=self.absolute_tolerance)
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if not metrics or self.metric not in metrics:
@@ -203,5 +243,6 @@ class LossFloorCallback(TrainerCallback, ExportableState):
     def state(self) -> dict:
         return {"args": {"metric": self.metric, "fraction": self.fraction, "evaluations": self.evaluations,
                          "steps": self.steps, "tolerance": self.tolerance, "min_evaluations": self.min_evaluations,
-                         "stop_when_converged": self.stop_when_converged},
+                         "stop_when_converged": self.stop_when_converged,
+                         "absolute_tolerance": self.absolute_tolerance},
                 "attributes": {}}

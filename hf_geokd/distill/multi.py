@@ -94,14 +94,16 @@ class StudentFloorsCallback(TrainerCallback, ExportableState):
 
     def __init__(self, names: Sequence[str], fraction: float = 0.1, tolerance: float = 0.01, min_evaluations: int = 5,
                  stop_when_converged: bool = False, histories: Mapping[str, Mapping[str, list]] | None = None,
-                 stopped: Mapping[str, int] | None = None):
+                 stopped: Mapping[str, int] | None = None, absolute_tolerance: float = 0.0):
         histories = histories or {}
         self.fraction, self.tolerance, self.min_evaluations = fraction, tolerance, min_evaluations
+        self.absolute_tolerance = absolute_tolerance
         self.stop_when_converged = stop_when_converged
         self.stopped: dict[str, int] = dict(stopped or {})
         self.trackers = {
             name: LossFloorCallback("eval_loss", fraction, histories.get(name, {}).get("evaluations"),
-                                    histories.get(name, {}).get("steps"), tolerance, min_evaluations)
+                                    histories.get(name, {}).get("steps"), tolerance, min_evaluations,
+                                    absolute_tolerance=absolute_tolerance)
             for name in names
         }
 
@@ -134,7 +136,8 @@ class StudentFloorsCallback(TrainerCallback, ExportableState):
         histories = {name: {"evaluations": t.evaluations, "steps": t.steps} for name, t in self.trackers.items()}
         return {"args": {"names": list(self.trackers), "fraction": self.fraction, "tolerance": self.tolerance,
                          "min_evaluations": self.min_evaluations, "stop_when_converged": self.stop_when_converged,
-                         "histories": histories, "stopped": self.stopped},
+                         "histories": histories, "stopped": self.stopped,
+                         "absolute_tolerance": self.absolute_tolerance},
                 "attributes": {}}
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ def train_sae(
     architecture: str = "standard", l1_coefficient: float = 8e-4, k: int | None = None, lr: float = 3e-4,
     training_tokens: int = 2_000_000, train_batch_size_tokens: int = 4096, context_size: int | None = None,
     measure_tokens: int = 100_000, measure_dataset=None, device: str = "cpu", seed: int = 42,
-    **runner_kwargs: Any,
+    sae_kwargs: dict[str, Any] | None = None, **runner_kwargs: Any,
 ) -> dict[str, Path]:
     """Train one SAE per hook with sae-lens on a raw Hugging Face causal LM, all from the same teacher forward passes,
     and save each in sae-lens's layout with our ``FeatureStats`` beside it (measured on ``measure_dataset``,
@@ -44,6 +45,8 @@ def train_sae(
         architecture: any sae-lens training architecture (``standard`` = ReLU + L1 as in the paper, ``topk``,
             ``batchtopk``, ``jumprelu``, ``gated``, ...).
         l1_coefficient: the paper's lambda = 8e-4 (standard); ``k`` for top-k architectures.
+        sae_kwargs: more fields of the architecture's sae-lens training config (e.g. ``use_sparse_activations=True``
+            for ``topk``: decode through a sparse matrix product).
         runner_kwargs: more ``MultiSAETrainingRunnerConfig`` fields.
 
     Returns:
@@ -65,6 +68,11 @@ def train_sae(
         sae_settings["l1_coefficient"] = l1_coefficient
     elif k is not None:
         sae_settings["k"] = k
+    sae_settings.update(sae_kwargs or {})
+    unknown = set(sae_settings) - {field.name for field in dataclasses.fields(config_class)}
+    if unknown:
+        raise ValueError(f"sae_kwargs {sorted(unknown)} are not fields of sae-lens's {config_class.__name__} "
+                         f"({architecture!r}); its fields: {sorted(f.name for f in dataclasses.fields(config_class))}.")
     configs = {hook_name: config_class(**sae_settings) for hook_name in hook_names}
     saes = {}
     for hook_name in hook_names:  # the same initial SAE whichever hooks train beside it

@@ -68,3 +68,29 @@ def test_the_asymptote_of_a_loss_never_falls_below_zero():
     assert free.asymptote < 0  # the unconstrained fit extrapolates below zero
     assert bounded.asymptote == 0.0 and bounded.asymptote_low >= 0.0
     assert not bounded.converged
+
+
+def test_a_run_whose_floor_tends_to_zero_converges_only_under_an_absolute_tolerance():
+    losses = 0.5 * STEPS**-1.0  # L_inf = 0: every doubling gains half of what is left
+    relative = estimate_floor(STEPS, losses, bootstrap=0)
+    assert not relative.converged and relative.steps_to_converge > 1e9  # never, in practice (inf at L_inf = 0)
+    gain = 0.5 * STEPS[-1] ** -1.0 * 0.5
+    assert not estimate_floor(STEPS, losses, bootstrap=0, absolute_tolerance=0.5 * gain).converged
+    absolute = estimate_floor(STEPS, losses, bootstrap=0, absolute_tolerance=2 * gain)
+    assert absolute.converged and "or 0.000167" in absolute.reason
+    with pytest.raises(ValueError, match="absolute_tolerance must be >= 0"):
+        LossFloorCallback(absolute_tolerance=-1.0)
+
+
+@pytest.mark.parametrize("absolute_tolerance", [0.0, 1e-3])
+def test_steps_to_converge_is_where_the_curve_meets_the_rule(absolute_tolerance):
+    """Forecast from 1,000 steps of 1 + 20 t^-0.8, checked by estimating the floor of the same curve run to t*."""
+    early = np.arange(25, 1001, 25)
+    curve = lambda t: 1.0 + 20.0 * t**-0.8  # noqa: E731
+    forecast = estimate_floor(early, curve(early), bootstrap=0, absolute_tolerance=absolute_tolerance)
+    assert not forecast.converged and 1000 < forecast.steps_to_converge < np.inf
+    for factor, converged in ((0.9, False), (1.1, True)):
+        last = factor * forecast.steps_to_converge
+        steps = np.linspace(last / 40, last, 40)
+        assert estimate_floor(steps, curve(steps), bootstrap=0,
+                              absolute_tolerance=absolute_tolerance).converged == converged
