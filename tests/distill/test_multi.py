@@ -157,6 +157,24 @@ def test_the_recipe_trains_a_list_of_widths_under_accelerate_launch_with_two_pro
 
 
 @pytest.mark.slow
+def test_a_student_stops_alone_under_ddp_with_two_processes(tiny_artifacts, tmp_path):
+    """One student stops at step 3 while the other trains to step 6: both ranks agree on the stop and on every
+    parameter, the stopped student is left as it was at its stop, and the run does not hang on its unused weights."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(ROOT / "recipes/accelerate_configs/cpu_2proc.yaml"), "--main_process_port", str(free_port()),
+               str(Path(__file__).with_name("stop_ranks.py")), str(tiny_artifacts), str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert ranks[0]["world_size"] == 2 and ranks[0]["checksums"] == ranks[1]["checksums"]
+    for rank in ranks:
+        assert rank["stopped"] == {"w16": 3} and rank["step"] == 6
+        (w16_final, w32_final), (w16_at_stop, w32_at_stop) = rank["checksums"], rank["at_step_3"]
+        assert w16_final == w16_at_stop and w32_final != w32_at_stop
+
+
+@pytest.mark.slow
 def test_each_student_stops_when_it_converges_as_it_would_alone(tiny_artifacts, tmp_path):
     settings = dict(max_steps=8, eval_steps=1, save_steps=100)
     floors = StudentFloorsCallback(["w16", "w32"], min_evaluations=3, stop_when_converged=True)
