@@ -1,7 +1,8 @@
 """Model cards rendered from the Jinja templates in ``hf_geokd/templates/cards/`` (``ModelCard.from_template``).
 
-Templates: ``predictor.md`` (a FloorPredictor), ``sae.md`` (an SAE with its feature statistics), ``student.md`` (a
-distilled student). Each is documented by the variables it reads; callers pass them as keyword arguments.
+Templates: ``predictor.md`` (a FloorPredictor), ``sae.md`` (an SAE with its feature statistics), ``sae_index.md``
+(a repo of several SAEs: one row each), ``student.md`` (a distilled student). Each is documented by the variables it
+reads; callers pass them as keyword arguments.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def template_path(folder: str, name: str) -> Path:
 
 def render_card(name: str, tags: list[str] | None = None, card_data: dict[str, Any] | None = None,
                 **context: Any) -> ModelCard:
-    """Fill the card template ``name`` (``predictor``, ``sae`` or ``student``) with ``context``; ``card_data`` adds
-    metadata fields (``license``, ``language``, ``base_model``, ...) to the card's YAML header."""
+    """Fill the card template ``name`` (``predictor``, ``sae``, ``sae_index`` or ``student``) with ``context``;
+    ``card_data`` adds metadata fields (``license``, ``language``, ``base_model``, ...) to the card's YAML header."""
     card_data = ModelCardData(library_name="hf-geokd", tags=["hf-geokd", name, *(tags or [])], **(card_data or {}))
     return ModelCard.from_template(card_data, template_path=str(template_path("cards", f"{name}.md")), **context)

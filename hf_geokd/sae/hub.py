@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, snapshot_download
 from sae_lens import upload_saes_to_huggingface
 
+from ..capacity import critical_widths
 from ..cards import render_card
 from ..predictor import FloorPredictor, default_widths
 from ..reporting.plots import plot_predicted_floors
@@ -17,9 +20,10 @@ from .load import detect_format, load_sae
 
 
 def push_sae_to_hub(folder: str | Path, repo_id: str, sae_id: str | None = None, private: bool | None = None) -> str:
-    """Upload an SAE folder with sae-lens's uploader (cfg, weights, sparsity), then our ``feature_stats`` files and a
-    predicted-floor plot into the same folder of the repo, and a model card from the ``sae`` card template (hook, F, L0,
-    alpha, d* per capacity kind, predicted floor table and plot).
+    """Upload an SAE folder with sae-lens's uploader (cfg, weights, sparsity), then our ``feature_stats`` files, a
+    predicted-floor plot and the SAE's model card (``sae`` template: hook, F, L0, alpha, d* per capacity kind, predicted
+    floor table and plot) into the same folder of the repo; the repo's README becomes an index of every SAE folder it
+    holds (``sae_index`` template), so pushing layers 8, 12 and 16 one after another lists all three.
 
     ``sae_id`` is the folder inside the repo (default: the SAE's hook name, as sae-lens releases do). Returns it.
     """
@@ -31,19 +35,33 @@ def push_sae_to_hub(folder: str | Path, repo_id: str, sae_id: str | None = None,
     api.create_repo(repo_id, private=private, exist_ok=True)
     upload_saes_to_huggingface({sae_id: folder}, repo_id, show_progress=False, add_default_readme=False)
     stats_files = [name for name in (STATS_CONFIG_NAME, STATS_WEIGHTS_NAME) if (folder / name).is_file()]
-    if stats_files:
-        api.upload_folder(folder_path=folder, path_in_repo=sae_id, repo_id=repo_id, allow_patterns=stats_files,
-                          commit_message=f"Add feature statistics of {sae_id}")
-        stats = FeatureStats.load(folder)
-        predictor = FloorPredictor(stats)
-        plot_path = f"{sae_id}/predicted_floors.png"
-        with tempfile.TemporaryDirectory() as tmp:
-            tables = predictor.predict_every_kind(default_widths(stats.d_in))
+    with tempfile.TemporaryDirectory() as tmp:
+        if stats_files:
+            for name in stats_files:
+                shutil.copy(folder / name, tmp)
+            predictor = FloorPredictor(FeatureStats.load(folder))
+            tables = predictor.predict_every_kind(default_widths(predictor.stats.d_in))
             plot_predicted_floors(tables, Path(tmp) / "predicted_floors.png", f"Predicted floors, {sae_id}")
-            render_card("sae", **predictor.card_context(), repo_id=repo_id, sae_id=sae_id, plot_path=plot_path).save(
-                Path(tmp) / "README.md")
-            api.upload_file(path_or_fileobj=str(Path(tmp) / "predicted_floors.png"), path_in_repo=plot_path,
-                            repo_id=repo_id, commit_message=f"Predicted floors of {sae_id}")
-            api.upload_file(path_or_fileobj=str(Path(tmp) / "README.md"), path_in_repo="README.md", repo_id=repo_id,
-                            commit_message="Model card with predicted floors")
+            render_card("sae", **predictor.card_context(), repo_id=repo_id, sae_id=sae_id,
+                        plot_path="predicted_floors.png").save(Path(tmp) / "README.md")
+            api.upload_folder(folder_path=tmp, path_in_repo=sae_id, repo_id=repo_id,
+                              commit_message=f"Feature statistics, predicted floors and card of {sae_id}")
+    index = render_card("sae_index", repo_id=repo_id, saes=_repo_saes(api, repo_id))
+    api.upload_file(path_or_fileobj=str(index).encode(), path_in_repo="README.md", repo_id=repo_id,
+                    commit_message="Index of the SAEs and their statistics")
     return sae_id
+
+
+def _repo_saes(api: HfApi, repo_id: str) -> list[SimpleNamespace]:
+    """Every SAE folder of the repo (any folder holding a ``cfg.json``), with its feature statistics where it has them
+    and d* = F / g under the paper's capacity."""
+    files = set(api.list_repo_files(repo_id))
+    saes = []
+    for sae_id in sorted(path.removesuffix("/cfg.json") for path in files if path.endswith("/cfg.json")):
+        stats = critical = None
+        if f"{sae_id}/{STATS_CONFIG_NAME}" in files:
+            stats = FeatureStats.load(Path(snapshot_download(repo_id, allow_patterns=[f"{sae_id}/feature_stats.*"]))
+                                      / sae_id)
+            critical = critical_widths(stats.n_features, stats.alpha).get("paper")
+        saes.append(SimpleNamespace(sae_id=sae_id, stats=stats, critical_width=critical))
+    return saes

@@ -48,13 +48,21 @@ def test_sae_and_predictor_round_trip_through_the_hub(hub, trained_sae, tmp_path
         from hf_geokd import FloorPredictor
         from hf_geokd.sae import push_sae_to_hub
         push_sae_to_hub({str(trained_sae)!r}, "me/tiny-sae")
+        push_sae_to_hub({str(trained_sae)!r}, "me/tiny-sae", sae_id="again")  # a second SAE in the same repo
         FloorPredictor.from_sae({str(trained_sae.parent)!r}, sae_id={HOOK!r}).push_to_hub("me/tiny-predictor")
     """)
-    assert {f"{HOOK}/cfg.json", f"{HOOK}/sae_weights.safetensors", f"{HOOK}/feature_stats.json", "README.md",
-            f"{HOOK}/predicted_floors.png"} <= set(state.repos["me/tiny-sae"])
-    card = state.repos["me/tiny-sae"]["README.md"].decode()
-    assert "## Predicted floors" in card and f"![predicted floors]({HOOK}/predicted_floors.png)" in card
-    assert f'SAE.from_pretrained("me/tiny-sae", "{HOOK}")' in card
+    repo = state.repos["me/tiny-sae"]
+    for sae_id in (HOOK, "again"):
+        assert {f"{sae_id}/cfg.json", f"{sae_id}/sae_weights.safetensors", f"{sae_id}/feature_stats.json",
+                f"{sae_id}/predicted_floors.png", f"{sae_id}/README.md"} <= set(repo)
+        card = repo[f"{sae_id}/README.md"].decode()
+        assert "## Predicted floors" in card and "![predicted floors](predicted_floors.png)" in card
+        assert f'SAE.from_pretrained("me/tiny-sae", "{sae_id}")' in card
+    index = repo["README.md"].decode()  # the second push kept the first SAE in the repo's card
+    n_features = json.loads((trained_sae / "feature_stats.json").read_text())["n_features"]
+    for sae_id in ("again", HOOK):
+        assert f"| [`{sae_id}`]({sae_id}/README.md) | `{HOOK}` | 32 | 128 | {n_features} |" in index
+        assert f"![predicted floors of {sae_id}]({sae_id}/predicted_floors.png)" in index
     output = run_against_hub(url, tmp_path / "fresh-cache", f"""
         import json
         from hf_geokd import FloorPredictor
