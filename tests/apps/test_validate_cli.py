@@ -1,5 +1,6 @@
 """`geokd validate` on a CSV of floors, and on the committed toy results (the README's tables come from there)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -69,4 +70,7 @@ def test_committed_full_demo_scores_reproduce(tmp_path):
     committed = pd.read_csv(RESULTS / "demo-full" / "validation" / "scores.csv")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "scores.csv"), committed, rtol=1e-9)
     best = committed[committed["protocol"] == "cheapest-2"].sort_values("mare_pct").iloc[0]
-    assert f"MARE **{best['mare_pct']:.1f}%**" in (RESULTS.parents[1] / "README.md").read_text()
+    readme = (RESULTS.parents[1] / "README.md").read_text()
+    assert f"| **{best['predictor']}** | **{best['mare_pct']:.1f}%** |" in readme
+    floors = [json.loads(path.read_text()) for path in (RESULTS / "demo-full" / "students").glob("w*/floor.json")]
+    assert f"**Converged: {sum(row['converged'] for row in floors)} of {len(floors)} by the stated rule.**" in readme
