@@ -56,12 +56,15 @@ def _repo_saes(api: HfApi, repo_id: str) -> list[SimpleNamespace]:
     """Every SAE folder of the repo (any folder holding a ``cfg.json``), with its feature statistics where it has them
     and d* = F / g under the paper's capacity."""
     files = set(api.list_repo_files(repo_id))
+    sae_ids = sorted(path.removesuffix("/cfg.json") for path in files if path.endswith("/cfg.json"))
+    measured = [sae_id for sae_id in sae_ids if f"{sae_id}/{STATS_CONFIG_NAME}" in files]
+    if measured:  # every SAE's statistics in one download
+        snapshot = Path(snapshot_download(repo_id, allow_patterns=[f"{sae_id}/feature_stats.*" for sae_id in measured]))
     saes = []
-    for sae_id in sorted(path.removesuffix("/cfg.json") for path in files if path.endswith("/cfg.json")):
+    for sae_id in sae_ids:
         stats = critical = None
-        if f"{sae_id}/{STATS_CONFIG_NAME}" in files:
-            stats = FeatureStats.load(Path(snapshot_download(repo_id, allow_patterns=[f"{sae_id}/feature_stats.*"]))
-                                      / sae_id)
+        if sae_id in measured:
+            stats = FeatureStats.load(snapshot / sae_id)
             critical = critical_widths(stats.n_features, stats.alpha).get("paper")
         saes.append(SimpleNamespace(sae_id=sae_id, stats=stats, critical_width=critical))
     return saes
