@@ -321,7 +321,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
     paper_report = write_paper_report(paper_checks(), config.out / "paper")
     timings = _timings_history(config)
     return render_report(
-        "demo.md.j2", config.out / "report.md", config=config, stats=stats, claims=paper_claims(),
+        "demo.md.j2", config.out / "report.md", config=config, presets=DEMO_PRESETS, stats=stats, claims=paper_claims(),
         critical_widths={kind: table.attrs["critical_width"] for kind, table in tables.items()},
         predicted_table=pd.DataFrame({"width": config.all_widths, **{kind: table["predicted_floor"].to_numpy()
                                                                       for kind, table in tables.items()}}),
