@@ -186,6 +186,7 @@ def _students(config: DemoConfig, teacher, train, test) -> tuple[pd.DataFrame, d
         row = json.loads((folder / f"w{width}" / "floor.json").read_text())
         row["steps_to_converge"] = steps_to_converge(row["amplitude"], row["exponent"], row["asymptote"],
                                                      config.floor_tolerance, config.floor_absolute_tolerance)
+        row["data_passes"] = round(row["steps_trained"] * config.batch_size / len(train), 1)
         curves[f"d_S={width}"] = (row.pop("steps"), row.pop("losses"), row["asymptote"], row.pop("amplitude"),
                                   row.pop("exponent"), row["converged"])
         rows.append(row)
@@ -340,7 +341,8 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
         critical_widths={kind: table.attrs["critical_width"] for kind, table in tables.items()},
         predicted_table=pd.DataFrame({"width": config.all_widths, **{kind: table["predicted_floor"].to_numpy()
                                                                       for kind, table in tables.items()}}),
-        students=students, fixed=fixed, affine=affine, calibration_error=calibration_error, power=power, probes=probes,
+        students=students, train_blocks=len(train), fixed=fixed, affine=affine, calibration_error=calibration_error,
+        power=power, probes=probes,
         decreasing=bool(np.all(np.diff(observed) < 0)),
         same_order=bool(np.all(np.argsort(-students["predicted_floor"].to_numpy(), kind="stable")
                                == np.argsort(-observed, kind="stable"))),
