@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="outputs/demo", help="folder for the report, figures and models (reused)")
     demo.add_argument("--preset", choices=("quick", "full", "long", "gpu"), default="quick",
                       help="quick: 11 min on 2 CPU cores; full: under an hour; long: every student to the convergence "
-                           "rule (hours); gpu: students up to 3,000 steps")
+                           "rule (~75 min); gpu: students up to 3,000 steps")
     demo.set_defaults(func=command_demo)
 
     validate = commands.add_parser("validate", help="score floor predictors held out against measured floors")

@@ -110,8 +110,9 @@ DEMO_PRESETS: dict[str, dict] = {
     # also converges when another doubling gains <= 0.01 nats.
     "full": dict(teacher_steps=1600, sae_tokens=1_000_000, student_max_steps=2400, eval_every=40,
                  checkpoint_every=400, floor_absolute_tolerance=0.01),
-    # the full preset with no practical step limit, so that every student meets the convergence rule: the full run's
-    # fitted curves put d_S = 24, 32 and 48 there at ~3,300-8,900 steps (hours on 2 CPU cores).
+    # the full preset with no practical step limit, so that every student meets the convergence rule (d_S = 32, the
+    # slowest, met it at 9,000 steps): about 75 minutes on 2 CPU cores (estimated). Run in a finished full preset's
+    # folder, it trains again only the students that did not converge there.
     "long": dict(teacher_steps=1600, sae_tokens=1_000_000, student_max_steps=16000, eval_every=40,
                  checkpoint_every=400, floor_absolute_tolerance=0.01),
     # a GPU (not run yet): larger batches, students up to 3,000 steps or the convergence rule.
@@ -176,9 +177,11 @@ def _train_teacher(config: DemoConfig, tokenizer, train, test):
 
 def _students(config: DemoConfig, teacher, train, test) -> tuple[pd.DataFrame, dict[str, tuple]]:
     """Distil every width (control included) in one run, each to the convergence rule; rows for the table and
-    curves. Widths with a ``floor.json`` from an earlier invocation are not trained again."""
+    curves. A width with a ``floor.json`` from an earlier invocation is not trained again, unless it did not converge
+    and ``student_max_steps`` is now higher than the steps it had: then it is trained again from the start, which
+    repeats its earlier steps exactly and goes on (its earlier floor.json is replaced)."""
     folder = config.out / "students"
-    todo = [width for width in config.all_widths if not (folder / f"w{width}" / "floor.json").is_file()]
+    todo = [width for width in config.all_widths if not _finished(folder / f"w{width}" / "floor.json", config)]
     if todo:
         _distil_students(config, teacher, train, test.select(range(min(config.eval_blocks, len(test)))), todo)
     rows, curves = [], {}
@@ -191,6 +194,17 @@ def _students(config: DemoConfig, teacher, train, test) -> tuple[pd.DataFrame, d
                                   row.pop("exponent"), row["converged"])
         rows.append(row)
     return pd.DataFrame(rows), curves
+
+
+def _finished(floor_file: Path, config: DemoConfig) -> bool:
+    if not floor_file.is_file():
+        return False
+    floor = json.loads(floor_file.read_text())
+    if floor["converged"] or floor["steps_trained"] >= config.student_max_steps:
+        return True
+    print(f"[demo] d_S = {floor['width']} did not converge in {floor['steps_trained']:,} steps: training it again, up "
+          f"to {config.student_max_steps:,} steps", flush=True)
+    return False
 
 
 def _distil_students(config: DemoConfig, teacher, train, eval_set, widths: list[int]) -> None:

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from transformers import TrainerCallback
 
 from hf_geokd.apps import demo
@@ -63,6 +64,18 @@ def test_demo_pipeline_at_small_size(tmp_path, wheel_cache, monkeypatch):
     assert [path.stat().st_mtime_ns for path in artifacts] == written
     timings = json.loads((out / "timings.json").read_text())
     assert len(timings) == 2 and timings[1]["students"] < timings[0]["students"]  # one row per invocation
+    # a higher step limit trains again, from the start, exactly the students that did not converge
+    before = {path.parent.name: json.loads(path.read_text()) for path in out.glob("students/w*/floor.json")}
+    config.student_max_steps = 40
+    run_demo(out, config)
+    for name, old in before.items():
+        new = json.loads((out / "students" / name / "floor.json").read_text())
+        if old["converged"]:
+            assert new == old
+        else:
+            assert new["steps"][:len(old["steps"])] == old["steps"] and new["steps_trained"] > old["steps_trained"]
+            torch.testing.assert_close(new["losses"][:len(old["losses"])], old["losses"], rtol=1e-5, atol=1e-6)
+    assert not all(row["converged"] for row in before.values())  # the check above is not empty
 
 
 def test_demo_presets_are_named_and_checked():
