@@ -69,10 +69,11 @@ def train_sae(
     elif k is not None:
         sae_settings["k"] = k
     sae_settings.update(sae_kwargs or {})
-    unknown = set(sae_settings) - {field.name for field in dataclasses.fields(config_class)}
+    fields = {field.name for field in dataclasses.fields(config_class)}
+    unknown = set(sae_settings) - fields
     if unknown:
         raise ValueError(f"sae_kwargs {sorted(unknown)} are not fields of sae-lens's {config_class.__name__} "
-                         f"({architecture!r}); its fields: {sorted(f.name for f in dataclasses.fields(config_class))}.")
+                         f"({architecture!r}); its fields: {sorted(fields)}.")
     configs = {hook_name: config_class(**sae_settings) for hook_name in hook_names}
     saes = {}
     for hook_name in hook_names:  # the same initial SAE whichever hooks train beside it
