@@ -36,6 +36,7 @@ from hf_geokd.distill import (
     StudentFloorsCallback,
     build_student,
 )
+from hf_geokd.naming import student_name
 
 
 @dataclass
@@ -163,7 +164,7 @@ def main() -> None:
         train_dataset=train,
         eval_dataset=held_out,
         data_collator=causal_lm_collator,
-        callbacks=[(StudentFloorsCallback([f"w{width}" for width in student_args.width], **floor_settings) if sweep
+        callbacks=[(StudentFloorsCallback([student_name(w) for w in student_args.width], **floor_settings) if sweep
                     else LossFloorCallback(**floor_settings))],
     )
     checkpoint = config.resume_from_checkpoint
@@ -172,7 +173,7 @@ def main() -> None:
     trainer.train(resume_from_checkpoint=checkpoint)
     metrics = trainer.evaluate()
     trainer.save_model()
-    names = [f"w{width}" for width in student_args.width] if sweep else [""]
+    names = [student_name(width) for width in student_args.width] if sweep else [""]
     for name in names:
         tokenizer.save_pretrained(Path(config.output_dir, name))
     checksums = trainer.accelerator.gather(torch.tensor(

@@ -33,6 +33,7 @@ from ..distill import (
     pythia_like_config,
     steps_to_converge,
 )
+from ..naming import student_label, student_name
 from ..paper import paper_checks, paper_claims
 from ..predictor import FloorPredictor
 from ..probing import offline_concepts, run_probes
@@ -181,16 +182,16 @@ def _students(config: DemoConfig, teacher, train, test) -> tuple[pd.DataFrame, d
     and ``student_max_steps`` is now higher than the steps it had: then it is trained again from the start, which
     repeats its earlier steps exactly and goes on (its earlier floor.json is replaced)."""
     folder = config.out / "students"
-    todo = [width for width in config.all_widths if not _finished(folder / f"w{width}" / "floor.json", config)]
+    todo = [width for width in config.all_widths if not _finished(folder / student_name(width) / "floor.json", config)]
     if todo:
         _distil_students(config, teacher, train, test.select(range(min(config.eval_blocks, len(test)))), todo)
     rows, curves = [], {}
     for width in config.all_widths:
-        row = json.loads((folder / f"w{width}" / "floor.json").read_text())
+        row = json.loads((folder / student_name(width) / "floor.json").read_text())
         row["steps_to_converge"] = steps_to_converge(row["amplitude"], row["exponent"], row["asymptote"],
                                                      config.floor_tolerance, config.floor_absolute_tolerance)
         row["data_passes"] = round(row["steps_trained"] * config.batch_size / len(train), 1)
-        curves[f"d_S={width}"] = (row.pop("steps"), row.pop("losses"), row["asymptote"], row.pop("amplitude"),
+        curves[student_label(width)] = (row.pop("steps"), row.pop("losses"), row["asymptote"], row.pop("amplitude"),
                                   row.pop("exponent"), row["converged"])
         rows.append(row)
     return pd.DataFrame(rows), curves
@@ -221,7 +222,7 @@ def _distil_students(config: DemoConfig, teacher, train, eval_set, widths: list[
         report_to=[], temperature=config.temperature,
         use_cpu=not torch.cuda.is_available(), seed=config.seed, teacher_model_name_or_path=str(config.out / "teacher"),
     )
-    floors = StudentFloorsCallback([f"w{width}" for width in widths], tolerance=config.floor_tolerance,
+    floors = StudentFloorsCallback([student_name(width) for width in widths], tolerance=config.floor_tolerance,
                                    absolute_tolerance=config.floor_absolute_tolerance, stop_when_converged=True)
     trainer = MultiStudentDistillationTrainer(model=students, teacher_model=teacher, args=args, train_dataset=train,
                                               eval_dataset=eval_set, data_collator=causal_lm_collator,
@@ -234,7 +235,7 @@ def _distil_students(config: DemoConfig, teacher, train, eval_set, widths: list[
     floors = next(callback for callback in trainer.callback_handler.callbacks
                   if isinstance(callback, StudentFloorsCallback))
     for width, student in zip(widths, students):
-        name = f"w{width}"
+        name = student_name(width)
         tracker, estimate = floors.trackers[name], floors.trackers[name].estimate()
         ce = [entry[f"eval_{name}_ce"] for entry in trainer.state.log_history if f"eval_{name}_ce" in entry]
         row = {"width": width, "parameters": student.num_parameters(), "observed_floor": estimate.floor,
@@ -256,13 +257,13 @@ def _survival(config: DemoConfig, teacher, test, sae_dir: Path) -> dict:
     sae = None
     results = []
     for width in config.all_widths:
-        saved = folder / f"d_S={width}"
+        saved = folder / student_label(width)
         if (saved / SURVIVAL_CONFIG_NAME).is_file():
             results.append(FeatureSurvival.load(saved))
             continue
         if sae is None:  # loaded only when a student is still to measure
             sae = load_sae(sae_dir)
-        student = GPTNeoXForCausalLM.from_pretrained(config.out / "students" / f"w{width}")
+        student = GPTNeoXForCausalLM.from_pretrained(config.out / "students" / student_name(width))
         results.append(measure_feature_survival(teacher, sae, student, test, n_tokens=config.survival_tokens,
                                                 batch_size=config.batch_size, progress=False))
     return write_survival_study(results, folder, "Tiny teacher: which SAE latents each student carries")
@@ -273,8 +274,9 @@ def _probes(config: DemoConfig, articles, tokenizer, teacher, students_dir: Path
     torch.manual_seed(config.seed)
     random_teacher = GPTNeoXForCausalLM(teacher.config)
     tables = []
-    models = {"teacher": teacher, **{f"d_S={w}": GPTNeoXForCausalLM.from_pretrained(students_dir / f"w{w}")
-                                     for w in (config.widths[0], config.widths[-1], config.teacher_hidden)}}
+    probed = (config.widths[0], config.widths[-1], config.teacher_hidden)
+    models = {"teacher": teacher, **{student_label(width): GPTNeoXForCausalLM.from_pretrained(
+        students_dir / student_name(width)) for width in probed}}
     for name, model in models.items():
         table = run_probes(model, concepts, config.sae_layer, tokenizer, seeds=config.probe_seeds,
                            random_model=random_teacher if name == "teacher" else None)

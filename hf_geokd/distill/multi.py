@@ -26,6 +26,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.trainer_callback import ExportableState
 from transformers.training_args import OptimizerNames
 
+from ..naming import student_name
 from .floor import FloorEstimate, LossFloorCallback
 from .kl import multi_student_distillation_loss
 from .trainer import DistillationConfig, DistillationTrainer, student_card
@@ -47,7 +48,7 @@ class StudentGroup(nn.Module):
         super().__init__()
         if not isinstance(students, Mapping):
             students = list(students)
-            names = [f"w{student.config.hidden_size}" for student in students]
+            names = [student_name(student.config.hidden_size) for student in students]
             if len(set(names)) != len(names):
                 raise ValueError(f"two students have the same width ({names}): pass a dict of names to students.")
             students = dict(zip(names, students))
