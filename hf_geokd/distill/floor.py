@@ -19,6 +19,15 @@ there A t^-b (1 - 2^-b) -> A b ln 2, the slope per doubling), so the rule does n
 The rule is meaningful at a constant learning rate (after warm-up): under a schedule that decays to zero the loss
 flattens because the steps shrink, and a run would look converged at its end whatever its floor.
 
+A rising curve is never converged, whatever its fit says (a loss rising 0.5 -> 1.5 fits L_inf + A t^-b with A < 0 and
+an L_inf far above the data, and gains nothing per doubling): the run is overfitting or diverging, and its tail mean
+is not a floor it has reached. Two checks, each against the same allowance max(``tolerance`` x floor,
+``absolute_tolerance``): the fitted tail curve rises by more than the allowance from its first to its last tail
+evaluation (A < 0), or the evaluations of the last doubling of steps (at least 3) rise, on a least-squares line in
+log2 t, by more than the allowance per doubling and by more than twice the slope's standard error (a U-shaped curve
+that has turned upward, which a single decaying power law cannot describe). Losses below ``lower_bound`` (0: a KL or
+cross-entropy) are refused rather than fitted.
+
 Steps to converge: where the fitted curve meets the rule, with the floor taken as L(t) itself. With u = A t^-b and
 c = 1 - 2^-b the rule reads u c <= max(tolerance (L_inf + u), absolute_tolerance), i.e.
 u <= u* = max(tolerance L_inf / (c - tolerance), absolute_tolerance / c) (every t when c <= tolerance), so
@@ -29,6 +38,7 @@ fit, a forecast of how long to train, not a measurement.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -51,8 +61,9 @@ class FloorEstimate:
         amplitude, exponent: the fitted A and b.
         improvement_per_doubling: L(t_last) - L(2 t_last) from the fit (0 when the tail does not fall).
         converged: improvement_per_doubling <= max(tolerance * floor, absolute_tolerance) on >= min_evaluations
-            tail points.
-        steps_to_converge: the step from which the fitted curve meets the rule (module docstring; inf: never).
+            tail points, and the curve does not rise (module docstring).
+        steps_to_converge: the step from which the fitted curve meets the rule (module docstring; inf: never; NaN
+            for a rising curve: no decay to forecast).
         reason: why ``converged`` is what it is, in words.
         evaluations, last_step: how many evaluations there were, and the step of the last.
     """
@@ -83,28 +94,21 @@ def estimate_floor(
 
     Args:
         steps: training step of each evaluation (increasing, > 0).
-        losses: the evaluation loss at those steps.
+        losses: the evaluation loss at those steps (each >= ``lower_bound``).
         fraction: share of final evaluations averaged into ``floor`` (the paper: 0.1).
         tail: share of final evaluations the asymptote is fitted on.
         tolerance: largest relative improvement per doubling of steps that still counts as converged.
         absolute_tolerance: largest improvement per doubling, in the loss's units, that counts as converged whatever
             the floor (0: the relative rule alone).
         min_evaluations: fewest tail evaluations on which convergence can be declared.
-        bootstrap: residual-bootstrap refits for the asymptote's interval.
-        lower_bound: the asymptote is kept at or above it (0: a KL or cross-entropy loss is never negative, and a
-            short run's unconstrained fit can put L_inf below 0); None leaves it free.
+        bootstrap: residual-bootstrap refits for the asymptote's interval (0: none, the interval is NaN).
+        confidence: coverage of that interval, in (0, 1).
+        seed: seed of the bootstrap.
+        lower_bound: the asymptote is kept at or above it, and a loss below it is refused (0: a KL or cross-entropy
+            loss is never negative, and a short run's unconstrained fit can put L_inf below 0); None leaves it free.
     """
-    t = np.asarray(steps, dtype=np.float64).reshape(-1)
-    y = np.asarray(losses, dtype=np.float64).reshape(-1)
-    if t.shape != y.shape or t.size == 0:
-        raise ValueError(f"steps ({t.size}) and losses ({y.size}) must be non-empty and of equal length.")
-    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(y))):
-        raise ValueError("steps and losses must be finite: a NaN evaluation loss means the run diverged.")
-    if np.any(t <= 0) or np.any(np.diff(t) <= 0):
-        raise ValueError("steps must be positive and increasing (one evaluation per step).")
-    if not (0 < fraction <= 1 and 0 < tail <= 1 and tolerance > 0):
-        raise ValueError(f"fraction and tail must lie in (0, 1] and tolerance be > 0, got {fraction}, {tail}, "
-                         f"{tolerance}.")
+    t, y = _check_history(steps, losses, lower_bound)
+    _check_settings(fraction, tail, tolerance, min_evaluations, bootstrap, confidence, seed)
     _check_absolute_tolerance(absolute_tolerance)
     floor = float(y[-max(1, round(fraction * y.size)):].mean())
     count = max(1, round(tail * y.size))
@@ -119,17 +123,96 @@ def estimate_floor(
     low, high = _bootstrap_asymptote(t_tail, y_tail, fitted, bootstrap, confidence, seed, lower_bound)
     improvement = max(0.0, amplitude * t[-1] ** (-exponent) * (1.0 - 2.0 ** (-exponent)))
     relative = improvement / abs(floor) if floor != 0 else math.inf
+    allowance = max(tolerance * abs(floor), absolute_tolerance)
     allowed = f"{100 * tolerance:g}% of the floor" + (f" or {absolute_tolerance:.3g}" if absolute_tolerance else "")
     gain = f"another doubling of the steps gains {improvement:.3g} ({100 * relative:.2f}% of the floor"
-    if count < min_evaluations:
+    rising = _rising(t_tail, y_tail, fitted, allowance, allowed)
+    forecast = steps_to_converge(amplitude, exponent, asymptote, tolerance, absolute_tolerance)
+    if rising:
+        converged, reason, forecast = False, rising, nan
+    elif count < min_evaluations:
         converged, reason = False, f"only {count} tail evaluations: at least {min_evaluations} are needed"
-    elif improvement <= max(tolerance * abs(floor), absolute_tolerance):
+    elif improvement <= allowance:
         converged, reason = True, f"{gain}; at most {allowed})"
     else:
         converged, reason = False, f"still falling: {gain}; more than {allowed})"
     return FloorEstimate(floor, asymptote, low, high, amplitude, exponent, improvement, converged, reason,
-                         int(t.size), int(t[-1]),
-                         steps_to_converge(amplitude, exponent, asymptote, tolerance, absolute_tolerance))
+                         int(t.size), int(t[-1]), forecast)
+
+
+def _rising(t: np.ndarray, y: np.ndarray, fitted: np.ndarray, allowance: float, allowed: str) -> str | None:
+    """Why the tail (steps ``t``, losses ``y``, fitted curve ``fitted``) rises by more than ``allowance``, or None
+    when it does not (the two checks of the module docstring)."""
+    fitted_rise = float(fitted[-1] - fitted[0])
+    if fitted_rise > allowance:
+        return (f"rising: the fitted tail curve rises by {fitted_rise:.3g} from step {int(t[0])} to step "
+                f"{int(t[-1])} (more than {allowed}); the run is overfitting or diverging, and its tail mean is not a "
+                "floor it has reached")
+    last = t >= t[-1] / 2.0
+    if last.sum() < 3:
+        last = np.arange(t.size) >= t.size - 3
+    x, values = np.log2(t[last]), y[last]
+    spread = float(np.sum((x - x.mean()) ** 2))
+    if values.size < 3 or spread == 0:
+        return None
+    slope = float(np.sum((x - x.mean()) * (values - values.mean())) / spread)
+    residual = values - values.mean() - slope * (x - x.mean())
+    error = math.sqrt(float(residual @ residual) / (values.size - 2) / spread) if values.size > 2 else math.inf
+    if slope > allowance and slope > 2.0 * error:
+        return (f"rising: over the last doubling of steps ({int(t[last][0])} to {int(t[-1])}) the loss rises by "
+                f"{slope:.3g} per doubling (more than {allowed}, and more than twice its standard error {error:.2g}); "
+                "the curve has turned upward (overfitting or a too-high learning rate), so its tail mean is not a "
+                "floor it has reached")
+    return None
+
+
+def _check_history(steps, losses, lower_bound: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """``steps`` and ``losses`` as float64 vectors, after the checks that name each argument and the fix."""
+    arrays = []
+    for values, name in ((steps, "steps"), (losses, "losses")):
+        if isinstance(values, (str, bytes)):
+            raise ValueError(f"{name} must be a sequence of numbers, got the string {values!r}.")
+        try:
+            arrays.append(np.asarray(values, dtype=np.float64).reshape(-1))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{name} must be a sequence of numbers (one per evaluation), got {values!r}: "
+                             f"{error}.") from error
+    t, y = arrays
+    if t.shape != y.shape or t.size == 0:
+        raise ValueError(f"steps ({t.size}) and losses ({y.size}) must be non-empty and of equal length.")
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(y))):
+        raise ValueError("steps and losses must be finite: a NaN evaluation loss means the run diverged.")
+    if np.any(t <= 0) or np.any(np.diff(t) <= 0):
+        raise ValueError("steps must be positive and increasing (one evaluation per step).")
+    if lower_bound is not None:
+        if not _is_real(lower_bound) or not math.isfinite(lower_bound):
+            raise ValueError(f"lower_bound must be a finite number or None, got {lower_bound!r}.")
+        if np.any(y < lower_bound):
+            raise ValueError(f"losses fall below lower_bound={lower_bound:g} (lowest {y.min():.4g}): a KL or "
+                             "cross-entropy is never negative, so these are not such losses; pass lower_bound=None "
+                             "for a loss that can be negative.")
+    return t, y
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_settings(fraction, tail, tolerance, min_evaluations, bootstrap, confidence, seed) -> None:
+    """Name the estimation setting that is out of range (or not a number) and the range it must lie in."""
+    for name, value in (("fraction", fraction), ("tail", tail)):
+        if not _is_real(value) or not 0 < value <= 1:
+            raise ValueError(f"{name} must be a number in (0, 1] (a share of the evaluations), got {value!r}.")
+    if not _is_real(tolerance) or not 0 < tolerance < math.inf:
+        raise ValueError(f"tolerance must be a finite number > 0 (a relative improvement per doubling), got "
+                         f"{tolerance!r}.")
+    if not _is_real(confidence) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a number in (0, 1) (the coverage of the asymptote's interval, e.g. "
+                         f"0.9), got {confidence!r}.")
+    for name, value, least in (("min_evaluations", min_evaluations, 1), ("bootstrap", bootstrap, 0),
+                               ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}.")
 
 
 def steps_to_converge(amplitude: float, exponent: float, asymptote: float, tolerance: float,
@@ -147,7 +230,7 @@ def steps_to_converge(amplitude: float, exponent: float, asymptote: float, toler
 
 
 def _check_absolute_tolerance(absolute_tolerance: float) -> None:
-    if not absolute_tolerance >= 0:
+    if not _is_real(absolute_tolerance) or not 0 <= absolute_tolerance < math.inf:
         raise ValueError(f"absolute_tolerance must be >= 0 (an improvement per doubling in the loss's units; 0 turns "
                          f"it off), got {absolute_tolerance}.")
 
@@ -193,10 +276,7 @@ class LossFloorCallback(TrainerCallback, ExportableState):
     def __init__(self, metric: str = "eval_loss", fraction: float = 0.1, evaluations: list[float] | None = None,
                  steps: list[int] | None = None, tolerance: float = 0.01, min_evaluations: int = 5,
                  stop_when_converged: bool = False, absolute_tolerance: float = 0.0):
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction must lie in (0, 1], got {fraction}.")
-        if not tolerance > 0:
-            raise ValueError(f"tolerance must be > 0 (a relative improvement per doubling), got {tolerance}.")
+        _check_settings(fraction, 1.0, tolerance, min_evaluations, 0, 0.5, 0)
         _check_absolute_tolerance(absolute_tolerance)
         self.metric, self.fraction, self.tolerance = metric, fraction, tolerance
         self.absolute_tolerance = absolute_tolerance

@@ -94,3 +94,80 @@ def test_steps_to_converge_is_where_the_curve_meets_the_rule(absolute_tolerance)
         steps = np.linspace(last / 40, last, 40)
         assert estimate_floor(steps, curve(steps), bootstrap=0,
                               absolute_tolerance=absolute_tolerance).converged == converged
+
+
+RISING_STEPS = np.arange(10, 301, 10)
+
+
+@pytest.mark.parametrize("name, losses", [
+    ("rising", np.linspace(0.5, 1.5, RISING_STEPS.size)),  # fits L_inf = 466 with A < 0: gains "nothing"
+    ("U-shaped", 1.0 + 0.1 * (np.log(RISING_STEPS) - np.log(100)) ** 2),
+    ("falling then rising", 1.0 + 2.0 * RISING_STEPS**-0.5 + 0.002 * RISING_STEPS),
+    ("rising to a plateau", 1.0 - 0.5 * RISING_STEPS**-0.5),
+])
+def test_a_rising_curve_is_never_converged_and_the_reason_says_so(name, losses):
+    estimate = estimate_floor(RISING_STEPS, losses, bootstrap=0)
+    assert not estimate.converged, name
+    assert estimate.reason.startswith("rising") and "not a floor it has reached" in estimate.reason
+    assert np.isnan(estimate.steps_to_converge)  # no decay to forecast
+
+
+def test_an_upturn_in_the_last_doubling_is_caught_where_the_tail_fit_still_falls():
+    steps = np.arange(10, 1001, 10.0)
+    flat = 1.0 + 20.0 * steps**-1.0
+    assert estimate_floor(steps, flat).converged  # the same curve without the upturn converges
+    upturn = flat + np.where(steps > 600, 2e-4 * (steps - 600), 0.0)
+    estimate = estimate_floor(steps, upturn)
+    assert estimate.amplitude > 0  # the power law still falls: only the last-doubling check sees the rise
+    assert not estimate.converged and "over the last doubling of steps (500 to 1000)" in estimate.reason
+
+
+def test_a_noisy_flat_curve_still_converges():
+    noise = np.random.default_rng(0).normal(0, 0.002, (20, RISING_STEPS.size))
+    assert all(estimate_floor(RISING_STEPS, 1.0 + row, bootstrap=0).converged for row in noise)
+
+
+def test_the_callback_does_not_stop_a_rising_run():
+    callback = LossFloorCallback(stop_when_converged=True)
+    state, control = TrainerState(), TrainerControl()
+    for step, loss in zip(RISING_STEPS, np.linspace(0.5, 1.5, RISING_STEPS.size)):
+        state.global_step = int(step)
+        metrics = {"eval_loss": float(loss)}
+        callback.on_evaluate(None, state, control, metrics=metrics)
+        assert not control.should_training_stop and metrics["eval_floor_converged"] == 0.0
+
+
+def test_losses_below_the_lower_bound_are_refused_not_fitted():
+    with pytest.raises(ValueError, match="losses fall below lower_bound=0 .*lower_bound=None"):
+        estimate_floor(RISING_STEPS, -1.0 - RISING_STEPS**-0.5)
+    free = estimate_floor(RISING_STEPS, -1.0 + 2.0 * RISING_STEPS**-0.5, lower_bound=None, bootstrap=0)
+    assert not free.converged and "still falling" in free.reason
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"confidence": 2}, "confidence must be a number in \\(0, 1\\)"),
+    ({"confidence": 0}, "confidence must be a number in \\(0, 1\\)"),
+    ({"steps": ["a", "b", "c"]}, "steps must be a sequence of numbers"),
+    ({"losses": "abc"}, "losses must be a sequence of numbers, got the string"),
+    ({"losses": ["1.0", "x", "0.5"]}, "losses must be a sequence of numbers"),
+    ({"tolerance": "0.01"}, "tolerance must be a finite number > 0"),
+    ({"fraction": "0.1"}, "fraction must be a number in \\(0, 1\\]"),
+    ({"bootstrap": -1}, "bootstrap must be an integer >= 0"),
+    ({"min_evaluations": 2.5}, "min_evaluations must be an integer >= 1"),
+    ({"absolute_tolerance": "0"}, "absolute_tolerance must be >= 0"),
+    ({"lower_bound": "0"}, "lower_bound must be a finite number or None"),
+])
+def test_bad_settings_and_inputs_name_the_argument(settings, message):
+    arguments = {"steps": [1, 2, 3], "losses": [1.0, 0.9, 0.85], **settings}
+    with pytest.raises(ValueError, match=message):
+        estimate_floor(**arguments)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"fraction": "0.1"}, "fraction must be a number"),
+    ({"tolerance": None}, "tolerance must be a finite number > 0"),
+    ({"min_evaluations": 0}, "min_evaluations must be an integer >= 1"),
+])
+def test_the_callback_names_a_bad_setting(settings, message):
+    with pytest.raises(ValueError, match=message):
+        LossFloorCallback(**settings)
