@@ -2,7 +2,10 @@
 
 - Two-component calibration (paper Eq. 3): L_obs = C * L*_pred + B. With a measured baseline B (the d_S = d_T
   control run) only C is fitted; otherwise C and B are fitted together (affine least squares). The pure linear fit
-  L_obs = C * L*_pred is reported beside it for contrast (the paper's Table 4).
+  L_obs = C * L*_pred is reported beside it for contrast (the paper's Table 4). Observed floors are losses (>= 0);
+  a fit with C <= 0 (floors that do not fall as the predicted floor falls: rising with width, or flat) is refused,
+  not returned; an affine fit with B < 0 is returned, flagged (:class:`CalibrationWarning`, its summary), and its
+  predictions are clipped at 0, since a floor is never negative.
 - Power law (paper Eq. 4): L_obs(d_S) = a * d_S^-gamma + c, fitted by profile least squares: for each gamma the
   best (a, c) is linear in closed form, and gamma minimises the profiled residual over a grid in (0, 4] refined
   twice around its best point.
@@ -29,6 +32,11 @@ GRID_POINTS = 1000
 
 class PowerLawWarning(UserWarning):
     """The observed floors do not have Eq. 4's shape: the fitted a, gamma and c do not describe them."""
+
+
+class CalibrationWarning(UserWarning):
+    """An Eq. 3 fit whose intercept B is negative: C L* + B falls below 0 where L* < -B / C, and those calibrated
+    floors are clipped at 0."""
 
 
 def r_squared(observed: np.ndarray, fitted: np.ndarray) -> float:
@@ -65,7 +73,13 @@ def _bootstrap(
 
 @dataclass
 class TwoComponentFit:
-    """L_obs = C * L*_pred + B (paper Eq. 3), with the linear fit (B = 0) beside it."""
+    """L_obs = C * L*_pred + B (paper Eq. 3), with the linear fit (B = 0) beside it.
+
+    C > 0 always (:func:`fit_two_component` refuses any other fit, and so does :meth:`from_dict`). B may come out
+    negative from an affine fit; :meth:`predict` then clips C L* + B at 0 wherever it is negative (a floor is never
+    negative) and warns (:class:`CalibrationWarning`) naming how many predictions it clipped; :attr:`clipped_below`
+    and :meth:`summary` say from which predicted floor down that happens.
+    """
 
     C: float
     B: float
@@ -77,8 +91,33 @@ class TwoComponentFit:
     B_interval: tuple[float, float]
     n_points: int
 
+    def __post_init__(self) -> None:
+        for name in ("C", "B"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"the calibration's {name} must be a finite number, got {value!r}: recalibrate.")
+        if self.C <= 0:
+            raise ValueError(f"the calibration's C = {self.C:.4g} is <= 0: observed floors that do not fall as the "
+                             "predicted floor falls are not Eq. 3; recalibrate on converged floors.")
+
+    @property
+    def clipped_below(self) -> float:
+        """The predicted floor below which C L* + B < 0 (-B / C) and :meth:`predict` returns 0; 0 when B >= 0."""
+        return max(0.0, -self.B / self.C)
+
     def predict(self, predicted_floor) -> np.ndarray:
-        return self.C * np.asarray(predicted_floor, dtype=np.float64) + self.B
+        """C * ``predicted_floor`` + B, clipped at 0 (with a :class:`CalibrationWarning` when any value is)."""
+        values = self.C * np.asarray(predicted_floor, dtype=np.float64) + self.B
+        negative = values < 0
+        if np.any(negative):
+            warnings.warn(
+                f"{int(np.sum(negative))} calibrated floor(s) C L* + B < 0 clipped at 0 (B = {self.B:.4g} < 0: every "
+                f"predicted floor below {self.clipped_below:.4g}); the calibration extrapolates below its widths. "
+                "Calibrate with the control run's floor as B (control_width= / baseline=) or on more widths.",
+                CalibrationWarning,
+                stacklevel=2,
+            )
+        return np.maximum(values, 0.0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,10 +131,18 @@ class TwoComponentFit:
 
     def summary(self) -> str:
         mode = "B fixed from the control run" if self.baseline_fixed else "affine, C and B fitted"
-        return (
-            f"L_obs = {self.C:.4g} * L*_pred + {self.B:.4g}  ({mode}; R^2 = {self.r2:.4f}, n = {self.n_points}); "
+        sign = "-" if self.B < 0 else "+"
+        exact = self.n_points == (1 if self.baseline_fixed else 2)
+        quality = (f"n = {self.n_points}: an exact fit through its points, R^2 tests nothing" if exact
+                   else f"R^2 = {self.r2:.4f}, n = {self.n_points}")
+        text = (
+            f"L_obs = {self.C:.4g} * L*_pred {sign} {abs(self.B):.4g}  ({mode}; {quality}); "
             f"linear L_obs = {self.linear_C:.4g} * L*_pred: R^2 = {self.linear_r2:.4f}"
         )
+        if self.B < 0:
+            text += (f". B < 0: calibrated floors are clipped at 0 for predicted floors below "
+                     f"{self.clipped_below:.4g}")
+        return text
 
 
 def _affine(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -121,22 +168,33 @@ def fit_two_component(
     """Fit the observed floors as C * predicted + B (paper Eq. 3).
 
     Args:
-        predicted: geometric floors L*(d_S) from Eq. 2, one per student.
-        observed: measured distillation floors (e.g. per-token KL), one per student.
-        baseline: B measured independently (the d_S = d_T control's floor). Given: only C is fitted, by least
+        predicted: geometric floors L*(d_S) from Eq. 2, one per student (>= 0).
+        observed: measured distillation floors (e.g. per-token KL), one per student (finite, >= 0).
+        baseline: B measured independently (the d_S = d_T control's floor, >= 0). Given: only C is fitted, by least
             squares of (observed - B) on predicted. None: C and B are fitted together.
         seed: seed of the bootstrap resampling.
         confidence: coverage of the percentile bootstrap intervals.
+
+    Raises:
+        ValueError: a negative or non-finite floor or baseline, too few points, or a fit with C <= 0: floors that do
+            not fall as the predicted floor falls (they rise with width, or are flat) are not described by Eq. 3, and
+            its predictions would fall as the student narrows. An affine fit with B < 0 is returned, with a
+            :class:`CalibrationWarning` (its predictions are clipped at 0: see :class:`TwoComponentFit`).
     """
     minimum = 1 if baseline is not None else 2
     x, y = check_paired(predicted, observed, "predicted", "observed", minimum)
     if np.any(x < 0):
         raise ValueError("predicted floors must be >= 0 (they are sums of non-negative contributions).")
+    if np.any(y < 0):
+        raise ValueError(f"observed floors must be >= 0 (a distillation floor is a KL or cross-entropy), got "
+                         f"{y[y < 0].tolist()} at positions {np.flatnonzero(y < 0).tolist()}: pass the measured "
+                         "floors, not differences or log-losses.")
     linear_C = _slope_through(x, y)
     linear_r2 = r_squared(y, linear_C * x)
     if baseline is not None:
-        if not math.isfinite(baseline):
-            raise ValueError(f"baseline must be a finite number (the control run's floor), got {baseline!r}.")
+        if isinstance(baseline, bool) or not isinstance(baseline, (int, float, np.floating, np.integer)) or not (
+                math.isfinite(baseline) and baseline >= 0):
+            raise ValueError(f"baseline must be a finite number >= 0 (the control run's floor), got {baseline!r}.")
         B = float(baseline)
         C = _slope_through(x, y - B)
         fit = lambda xs, ys: (_slope_through(xs, ys - B), B)  # noqa: E731
@@ -145,6 +203,15 @@ def fit_two_component(
             raise ValueError("predicted needs at least two distinct values for an affine fit; pass baseline= instead.")
         C, B = _affine(x, y)
         fit = _affine
+    _check_slope(C, x, y, baseline)
+    if B < 0:
+        warnings.warn(
+            f"the fitted B = {B:.4g} is negative: C L* + B < 0 for predicted floors below {-B / C:.4g}, where the "
+            "calibrated floor is clipped at 0. Calibrate with the control run's floor as B (baseline=, or "
+            "FloorPredictor.calibrate(..., control_width=)) or on more widths.",
+            CalibrationWarning,
+            stacklevel=2,
+        )
     intervals = _bootstrap(x, y, fit, 2, seed, confidence)
     return TwoComponentFit(
         C=C,
@@ -156,6 +223,21 @@ def fit_two_component(
         C_interval=intervals[0],
         B_interval=intervals[1],
         n_points=int(x.size),
+    )
+
+
+def _check_slope(C: float, x: np.ndarray, y: np.ndarray, baseline: float | None) -> None:
+    """Refuse a fit with C <= 0, naming the floors that make it so."""
+    if C > 0:
+        return
+    order = np.argsort(-x)  # widest predicted floor (narrowest student) first
+    pairs = ", ".join(f"{x[i]:.3g} -> {y[i]:.3g}" for i in order)
+    against = f" above the baseline {baseline:.4g}" if baseline is not None else ""
+    raise ValueError(
+        f"Eq. 3 fits C = {C:.4g} <= 0: the observed floors{against} do not fall as the predicted floor falls "
+        f"(predicted -> observed: {pairs}), i.e. they rise with width or are flat. Eq. 3 does not describe them and "
+        "its calibrated floors would grow as students widen. Check the floors: are the runs converged, from the "
+        "same metric, paired with the right widths?"
     )
 
 

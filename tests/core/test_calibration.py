@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from hf_geokd import fit_power_law, fit_two_component
+from hf_geokd.calibration import CalibrationWarning
 
 WIDTHS = [128, 256, 512, 768, 1024]
 PREDICTED = [0.0795, 0.0400, 0.0111, 0.0016, 0.0001]  # paper Table 2
@@ -64,3 +65,58 @@ def test_degenerate_inputs_are_refused():
         fit_power_law([128, 128, 256], [1.0, 1.1, 0.9])
     with pytest.raises(ValueError, match="positive"):
         fit_power_law([0, 128, 256], [1.0, 1.1, 0.9])
+
+
+def test_negative_or_nan_observed_floors_and_baselines_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"observed floors must be >= 0 .* at positions \[0\]"):
+        fit_two_component([0.3, 0.2, 0.1], [-0.4, 0.5, 0.6])
+    with pytest.raises(ValueError, match="observed contains NaN"):
+        fit_two_component([0.3, 0.2, 0.1], [0.4, float("nan"), 0.6])
+    with pytest.raises(ValueError, match="baseline must be a finite number >= 0"):
+        fit_two_component([0.3, 0.2], [0.9, 0.8], baseline=-0.1)
+    with pytest.raises(ValueError, match="baseline must be a finite number >= 0"):
+        fit_two_component([0.3, 0.2], [0.9, 0.8], baseline="0.5")
+
+
+@pytest.mark.parametrize("baseline", [None, 0.7])
+def test_floors_rising_with_width_are_not_eq3(baseline):
+    """The predicted floor falls with width; observed floors that rise with it give C < 0: refused, with the pairs."""
+    with pytest.raises(ValueError, match=r"C = -[0-9.]+ <= 0: the observed floors.* do not fall .*0\.3 -> 0\.4"):
+        fit_two_component([0.3, 0.2, 0.1], [0.4, 0.5, 0.6], baseline=baseline)
+
+
+def test_a_negative_intercept_is_flagged_and_its_predictions_clipped_at_zero():
+    predicted = np.array([0.4, 0.25])
+    with pytest.warns(CalibrationWarning, match="B = -0.1 is negative"):
+        fit = fit_two_component(predicted, 2.0 * predicted - 0.1)
+    assert fit.B == pytest.approx(-0.1) and fit.clipped_below == pytest.approx(0.05)
+    assert "L_obs = 2 * L*_pred - 0.1" in fit.summary() and "clipped at 0" in fit.summary()
+    assert "R^2 tests nothing" in fit.summary()  # two points, two parameters
+    with pytest.warns(CalibrationWarning, match="2 calibrated floor"):
+        values = fit.predict([0.4, 0.04, 0.0])
+    np.testing.assert_allclose(values, [0.7, 0.0, 0.0])
+    assert (values >= 0).all()
+
+
+def test_the_predictor_never_reports_a_negative_calibrated_floor():
+    """FloorPredictor.calibrate on two narrow widths whose line extrapolates below 0 at the wide ones."""
+    from hf_geokd import FeatureStats, FloorPredictor
+
+    stats = FeatureStats.from_counts(343, 16.0, np.arange(1, 344.0) ** -1.0, d_in=128)
+    predictor = FloorPredictor(stats, "dt_signed")
+    predicted = predictor.predict([8, 12])["predicted_floor"].to_numpy()
+    with pytest.warns(CalibrationWarning):
+        predictor.calibrate([8, 12], 3.0 * predicted - 0.5 * predicted.min())
+        table = predictor.predict([8, 12, 16, 32, 64, 128])
+    assert (table["calibrated_floor"] >= 0).all() and (table["calibrated_floor"] == 0).any()
+
+
+def test_a_saved_calibration_with_a_non_positive_c_is_refused():
+    from hf_geokd import TwoComponentFit
+
+    saved = fit_two_component(PREDICTED, OBSERVED).to_dict()
+    assert TwoComponentFit.from_dict(saved).C == pytest.approx(8.96, abs=0.02)
+    with pytest.raises(ValueError, match="C = -1.08 is <= 0"):
+        TwoComponentFit.from_dict({**saved, "C": -1.08})
+    with pytest.raises(ValueError, match="B must be a finite number"):
+        TwoComponentFit.from_dict({**saved, "B": float("nan")})
