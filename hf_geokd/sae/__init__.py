@@ -5,7 +5,8 @@ from .hub import push_sae_to_hub
 from .load import detect_format, load_sae, load_sae_and_sparsity
 from .measure import measure_feature_stats
 from .sparsity import stats_from_sparsity
-from .train import train_sae
+from .train import SAETrainingConfig, train_sae
 
-__all__ = ["detect_format", "hook_module", "load_sae", "load_sae_and_sparsity", "measure_feature_stats",
-           "push_sae_to_hub", "resolve_model", "sae_hook_name", "stats_from_sparsity", "train_sae"]
+__all__ = ["SAETrainingConfig", "detect_format", "hook_module", "load_sae", "load_sae_and_sparsity",
+           "measure_feature_stats", "push_sae_to_hub", "resolve_model", "sae_hook_name", "stats_from_sparsity",
+           "train_sae"]
