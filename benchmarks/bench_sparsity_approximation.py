@@ -23,7 +23,7 @@ import torch
 
 from hf_geokd import FeatureStats, FloorPredictor
 from hf_geokd.capacity import quiet_capacity_warnings
-from hf_geokd.predictor import default_widths
+from hf_geokd.floors import default_widths
 from hf_geokd.sae import load_sae_and_sparsity, stats_from_sparsity
 
 

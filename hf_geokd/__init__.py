@@ -1,8 +1,10 @@
 """hf-geokd: geometric limits of knowledge distillation (arXiv 2604.04037) for the Hugging Face ecosystem.
 
-Layout (one import rule, checked by tests/test_layout.py): the core modules at this level (capacity, calibration,
-stats, predictor, paper, checks, tables, cards) never import a subpackage; the subpackages (data, sae, distill,
-probing, toy, reporting, ...) import the core; ``apps`` (CLI, demo, corpus, recipe parsing) imports everything.
+Layout (one import rule, checked by tests/core/test_layout.py): the core modules at this level (capacity,
+calibration, stats, floors, predictor, paper, checks, tables, cards, naming, ...) import no subpackage, except the
+one deferred entry point ``FloorPredictor.from_sae`` into ``hf_geokd.sae`` (which never imports the predictor: no
+import circle, counting imports inside functions); the subpackages (data, sae, distill, probing, toy, reporting,
+...) import the core; ``apps`` (CLI, demo, zoo, corpus, recipe parsing) imports everything.
 
 The core imports eagerly; names from subpackages that need transformers, accelerate or sae-lens load on first use,
 so that ``geokd predict`` starts fast.

@@ -174,6 +174,17 @@ def critical_width(n_features: int, alpha: float, kind: CapacityKind = "paper") 
     return n_features / capacity(alpha, kind)
 
 
+KEPT_RULES = ("floor", "continuous")
+
+
+def check_kept_rule(rule: str) -> str:
+    """Return ``rule`` after checking it is one of :data:`KEPT_RULES`."""
+    if rule not in KEPT_RULES:
+        raise ValueError(f"kept_rule must be one of {KEPT_RULES} (Eq. 2's floor(d_S g), or the real-valued rank "
+                         f"d_S g interpolated between integer ranks), got {rule!r}.")
+    return rule
+
+
 def kept_features(width: int, alpha: float, n_features: int, kind: CapacityKind = "paper") -> int:
     """F_S = min(floor(d_S * g(alpha)), F): features a width-``width`` student keeps (Theorem 1)."""
     width = check_width(width)
@@ -182,18 +193,42 @@ def kept_features(width: int, alpha: float, n_features: int, kind: CapacityKind 
     return min(int(math.floor(width * capacity(alpha, kind) * (1.0 + 1e-12))), n_features)
 
 
+def kept_rank(width: int, alpha: float, n_features: int, kind: CapacityKind = "paper",
+              kept_rule: str = "floor") -> float:
+    """The rank at which Eq. 2 cuts the spectrum: F_S = floor(d_S g) (``kept_rule="floor"``, the paper) or the
+    real-valued d_S g (``"continuous"``), capped at F."""
+    if check_kept_rule(kept_rule) == "floor":
+        return float(kept_features(width, alpha, n_features, kind))
+    width = check_width(width)
+    n_features = check_positive_int(n_features, "n_features")
+    return min(width * capacity(alpha, kind), float(n_features))
+
+
+def tail_energy(values: np.ndarray, rank: float) -> float:
+    """sum_{i > r} v_i for contributions ``values`` sorted in descending order, at a real-valued rank r in [0, F]:
+    the integer tail at floor(r) minus the fraction r - floor(r) of the next value (linear between integer ranks)."""
+    whole = int(math.floor(rank))
+    tail = float(values[whole:].sum())
+    if whole < values.size:
+        tail -= (rank - whole) * float(values[whole])
+    return max(tail, 0.0)
+
+
 def predicted_floor(
-    contributions, width: int, alpha: float, kind: CapacityKind = "paper", normalize: bool = False
+    contributions, width: int, alpha: float, kind: CapacityKind = "paper", normalize: bool = False,
+    kept_rule: str = "floor",
 ) -> float:
     """L*(d_S) = sum_{i > F_S} I_i E[x_i^2] (paper Eq. 2).
 
     ``contributions`` holds one non-negative value per feature (toy model: I_i E[x_i^2]; SAE: E[z_i^2] ||W_dec,i||^2).
     They are ranked in descending order (the student keeps the most important, assumption A2) and the tail beyond
-    F_S is summed. With ``normalize=True`` the floor is a fraction of the total (the paper's Table 2 units).
+    F_S is summed. With ``kept_rule="continuous"`` the cut is at the real-valued rank r = d_S g and the tail is
+    interpolated linearly between integer ranks, sum_{i > floor(r)} c_i - (r - floor(r)) c_{floor(r)+1}: the floor
+    then moves smoothly with g and F instead of jumping by a whole feature (:func:`tail_energy`). With
+    ``normalize=True`` the floor is a fraction of the total (the paper's Table 2 units).
     """
     values = np.sort(check_contributions(contributions))[::-1]
-    kept = kept_features(width, alpha, values.size, kind)
-    floor = float(values[kept:].sum())
+    floor = tail_energy(values, kept_rank(width, alpha, values.size, kind, kept_rule))
     if normalize:
         total = float(values.sum())
         if total <= 0.0:

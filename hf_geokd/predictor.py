@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import numbers
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,32 +14,24 @@ from huggingface_hub.errors import EntryNotFoundError
 
 from .calibration import TwoComponentFit, fit_two_component
 from .capacity import (
-    CAPACITY_KINDS,
     CapacityKind,
     FittedCapacity,
     capacity,
+    check_kept_rule,
     critical_widths,
-    kept_features,
     kind_name,
-    predicted_floor,
     quiet_capacity_warnings,
 )
 from .cards import render_card
-from .checks import check_width, sae_subfolder
 from .files import known_fields, read_json
+from .floors import check_widths, default_widths, floor_table, floor_tables_every_kind
 from .soft_floor import SHIPPED_SOFT_FLOOR, SoftFloorFit
 from .sources import HUB_UNREACHABLE, hub_error, local_folder
-from .stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME, FeatureStats, stored_feature_stats
+from .stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME, FeatureStats
 from .tables import markdown_table
 
 PREDICTOR_CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
-DEFAULT_WIDTHS = (32, 64, 128, 256, 512, 768, 1024)
-
-
-def default_widths(d_in: int | None) -> list[int]:
-    """The widths tables and plots show by default: the usual ones up to the teacher's hidden size."""
-    return [w for w in DEFAULT_WIDTHS if d_in is None or w <= d_in] or [d_in]
 
 
 def _decode_kind(kind: CapacityKind | dict) -> CapacityKind:
@@ -113,7 +104,11 @@ class FloorPredictor(
         floor_model: None for Eq. 2 (the paper), or the soft floor (``"soft"``: the shape shipped with hf-geokd,
             fitted on the toy grid; or a :class:`~hf_geokd.soft_floor.SoftFloorFit`): soft retention by rank, an
             effective capacity and superposition interference (see :mod:`hf_geokd.soft_floor`). ``predicted_floor``
-            is then the soft floor and ``eq2_floor`` keeps Eq. 2's value beside it.
+            is then the soft floor and ``eq2_floor`` keeps Eq. 2's value beside it. The soft floor carries its own
+            effective capacity g_eff, which every column then uses: a different ``capacity_kind`` is an error.
+        kept_rule: where Eq. 2 cuts the ranked spectrum: ``floor`` (F_S = floor(d_S g), the paper) or
+            ``continuous`` (the real-valued rank d_S g, interpolated between integer ranks: no jump when one
+            feature more or less fits; see :func:`hf_geokd.capacity.predicted_floor`).
     """
 
     def __init__(
@@ -123,17 +118,31 @@ class FloorPredictor(
         calibration: TwoComponentFit | dict | None = None,
         allow_wider: bool = False,
         floor_model: str | SoftFloorFit | dict | None = None,
+        kept_rule: str = "floor",
     ) -> None:
         if not isinstance(stats, FeatureStats):
             raise ValueError(f"stats must be a FeatureStats, got {type(stats).__name__}.")
         self.stats = stats
-        self.capacity_kind = _decode_kind(capacity_kind)
+        self.floor_model = _decode_floor_model(floor_model)
+        kind = _decode_kind(capacity_kind)
+        if self.floor_model is not None and kind not in ("paper", self.floor_model.capacity_kind):
+            raise ValueError(
+                f"capacity_kind={kind_name(kind)!r} with a soft floor: the soft floor uses its own effective capacity "
+                f"({self.floor_model.capacity_kind.name}). Leave capacity_kind unset with floor_model, or drop "
+                "floor_model to use Eq. 2 with that capacity."
+            )
+        self._kind = kind
         capacity(stats.alpha, self.capacity_kind)  # validates the kind; the one warning outside the paper's regime
         self.calibration = TwoComponentFit.from_dict(calibration) if isinstance(calibration, dict) else calibration
         self.allow_wider = allow_wider
-        self.floor_model = _decode_floor_model(floor_model)
+        self.kept_rule = check_kept_rule(kept_rule)
 
     # ----------------------------------------------------------------------------------------------- predictions
+    @property
+    def capacity_kind(self) -> CapacityKind:
+        """The capacity every column uses: the soft floor's g_eff with a soft floor, else the one given."""
+        return self.floor_model.capacity_kind if self.floor_model is not None else self._kind
+
     @property
     def approximation(self) -> str | None:
         """What is approximate in this predictor's statistics (e.g. built with no forward pass), or None."""
@@ -151,49 +160,14 @@ class FloorPredictor(
         return self.stats.n_features / self.capacity
 
     def _check_widths(self, widths: Iterable[int] | int) -> list[int]:
-        if isinstance(widths, (str, bytes)):
-            raise ValueError(f"widths must be integers (student hidden sizes), got the string {widths!r}.")
-        widths = [widths] if isinstance(widths, numbers.Number) else list(widths)
-        if not widths:
-            raise ValueError("widths is empty: pass one or more student hidden sizes, e.g. [128, 256, 512].")
-        checked = [check_width(width, "widths") for width in widths]
-        d_in = self.stats.d_in
-        if d_in is not None and not self.allow_wider and max(checked) > d_in:
-            raise ValueError(
-                f"widths {[w for w in checked if w > d_in]} exceed the teacher's hidden size {d_in}: a student that "
-                "wide is not a compression. Pass allow_wider=True to predict there anyway."
-            )
-        return checked
+        return check_widths(widths, self.stats.d_in, self.allow_wider)
 
     def predict(self, widths: Iterable[int] | int) -> pd.DataFrame:
-        """One row per width: capacity g, kept features F_S, dropped features, the predicted floor as a fraction of
-        the teacher's feature energy (Table 2 units), the raw floor, and the calibrated floor when calibrated."""
-        rows = []
-        contributions, alpha, n_features = self.stats.contributions, self.stats.alpha, self.stats.n_features
-        widths = self._check_widths(widths)
-        total = self.stats.total_energy
-        if total <= 0:
-            raise ValueError("contributions sum to zero: there is no energy to normalise by.")
-        with quiet_capacity_warnings():  # warned once at construction
-            for width in widths:
-                kept = kept_features(width, alpha, n_features, self.capacity_kind)
-                raw = predicted_floor(contributions, width, alpha, self.capacity_kind)
-                row: dict[str, Any] = {"width": width, "kept": kept, "dropped": n_features - kept}
-                if self.floor_model is not None:
-                    row["eq2_floor"] = raw / total
-                    raw = self.floor_model.floor(contributions, width, alpha)
-                row.update(predicted_floor=raw / total, predicted_floor_raw=raw)
-                if self.calibration is not None:
-                    row["calibrated_floor"] = float(self.calibration.predict(row["predicted_floor"]))
-                rows.append(row)
-        table = pd.DataFrame(rows)
-        if self.approximation:
-            table["approximate"] = True
-        table.attrs.update(
-            capacity_kind=kind_name(self.capacity_kind), capacity=self.capacity, critical_width=self.critical_width,
-            approximation=self.approximation,
-        )
-        return table
+        """One row per width: kept features F_S, dropped features, the predicted floor as a fraction of the
+        teacher's feature energy (Table 2 units), the raw floor, and the calibrated floor when calibrated
+        (:func:`hf_geokd.floors.floor_table`)."""
+        return floor_table(self.stats, self._check_widths(widths), self._kind, self.floor_model, self.calibration,
+                           self.kept_rule)
 
     def calibrate(
         self, widths: Iterable[int], observed: Iterable[float], control_width: int | None = None, seed: int = 0
@@ -222,13 +196,8 @@ class FloorPredictor(
         return fit
 
     def predict_every_kind(self, widths: Iterable[int] | int) -> dict[str, pd.DataFrame]:
-        """:meth:`predict` under every built-in capacity kind, keyed by kind (for side-by-side tables and plots)."""
-        with quiet_capacity_warnings():  # the regime is reported by the callers' tables
-            return {
-                kind: FloorPredictor(self.stats, kind, allow_wider=self.allow_wider).predict(widths)
-                for kind in CAPACITY_KINDS
-                if not (kind == "paper" and self.stats.alpha == 0)
-            }
+        """Eq. 2 under every built-in capacity kind, keyed by kind (for side-by-side tables and plots)."""
+        return floor_tables_every_kind(self.stats, self._check_widths(widths), self.kept_rule)
 
     @classmethod
     def from_sae(
@@ -245,6 +214,7 @@ class FloorPredictor(
         allow_pickle: bool = False,
         floor_model: str | SoftFloorFit | dict | None = None,
         approximate: bool = False,
+        kept_rule: str = "floor",
         **measure_kwargs: Any,
     ) -> FloorPredictor:
         """A predictor from an SAE (a folder, a Hub repo and the SAE's folder in it, or a sae-lens release).
@@ -255,42 +225,17 @@ class FloorPredictor(
         SAE's hook may be a TransformerLens name (``blocks.4.hook_resid_pre``) and its training-time processing is
         reproduced. With ``approximate=True`` and no model, the statistics come from the SAE's
         ``sparsity.safetensors`` with no forward pass (:mod:`hf_geokd.sae.sparsity`: approximate contributions).
+        The statistics come from :func:`hf_geokd.sae.sae_feature_stats`; this is its thin entry point.
         """
-        location = (str(repo_or_dir), sae_id)
-        if "/" not in str(repo_or_dir) and not Path(repo_or_dir).exists():
-            # Deferred: a name without a namespace may be a sae-lens registry release, whose repo sae-lens knows.
-            from .sae.load import release_location
+        # Deferred: the SAE side (sae-lens, transformers) loads only when a predictor is built from an SAE. The
+        # one import of a subpackage from the core: hf_geokd.sae never imports the predictor, so there is no circle.
+        from .sae.source import sae_feature_stats
 
-            location = release_location(str(repo_or_dir), sae_id) or location
-        stats = stored_feature_stats(*location)
-        if stats is None:
-            if model is None or dataset is None:
-                if not approximate:
-                    raise ValueError(
-                        f"{repo_or_dir} has no feature_stats.json beside the SAE: pass model= and dataset= to measure "
-                        "them, or approximate=True to use the SAE's sparsity file with no forward pass."
-                    )
-                # Deferred: hf_geokd.sae imports sae-lens, needed only when statistics come from an SAE.
-                from .sae import load_sae_and_sparsity, stats_from_sparsity
-
-                sae, log_sparsity = load_sae_and_sparsity(repo_or_dir, sae_id, allow_pickle=allow_pickle)
-                if log_sparsity is None:
-                    raise ValueError(f"{repo_or_dir} ships no sparsity.safetensors: pass model= and dataset= instead.")
-                unused = sorted(set(measure_kwargs) - {"alive_threshold"})
-                if unused:
-                    raise ValueError(f"{unused} apply to measuring with a model; the no-forward path takes only "
-                                     "alive_threshold.")
-                stats = stats_from_sparsity(sae, log_sparsity, **measure_kwargs)
-            else:
-                # Deferred: hf_geokd.sae imports sae-lens and transformers, needed only when statistics are measured.
-                from .sae import load_sae, measure_feature_stats, resolve_model
-
-                sae = load_sae(repo_or_dir, sae_id, allow_pickle=allow_pickle)
-                stats = measure_feature_stats(sae, resolve_model(model), dataset, hook_name, n_tokens,
-                                              **measure_kwargs)
-        subfolder = sae_subfolder(sae_id)
-        stats.metadata.setdefault("sae", str(repo_or_dir) + (f" ({subfolder})" if subfolder else ""))
-        return cls(stats, capacity_kind, calibration=calibration, allow_wider=allow_wider, floor_model=floor_model)
+        stats = sae_feature_stats(repo_or_dir, sae_id, model=model, dataset=dataset, hook_name=hook_name,
+                                  n_tokens=n_tokens, allow_pickle=allow_pickle, approximate=approximate,
+                                  **measure_kwargs)
+        return cls(stats, capacity_kind, calibration=calibration, allow_wider=allow_wider, floor_model=floor_model,
+                   kept_rule=kept_rule)
 
     # ---------------------------------------------------------------------------------------------- persistence
     def config(self) -> dict[str, Any]:
@@ -300,6 +245,7 @@ class FloorPredictor(
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "allow_wider": self.allow_wider,
             "floor_model": None if self.floor_model is None else self.floor_model.to_dict(),
+            "kept_rule": self.kept_rule,
         }
 
     def save_pretrained(self, save_directory: str | Path, *, overwrite: bool = False, **kwargs: Any) -> str | None:
@@ -359,7 +305,7 @@ class FloorPredictor(
         source = str(pretrained_model_name_or_path)
         folder = local_folder(pretrained_model_name_or_path)
         if folder is not None and not (folder / PREDICTOR_CONFIG_NAME).is_file():  # a FeatureStats folder
-            settings = ("capacity_kind", "calibration", "allow_wider", "floor_model")
+            settings = ("capacity_kind", "calibration", "allow_wider", "floor_model", "kept_rule")
             init_kwargs = {key: value for key, value in kwargs.items() if key in settings}
             return cls(FeatureStats.load(folder), **init_kwargs)
         if folder is not None:

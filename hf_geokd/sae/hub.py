@@ -12,9 +12,10 @@ from sae_lens import upload_saes_to_huggingface
 
 from ..capacity import critical_widths
 from ..cards import render_card
-from ..predictor import FloorPredictor, default_widths
+from ..floors import default_widths, floor_table, floor_tables_every_kind
 from ..reporting.plots import plot_predicted_floors
 from ..stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME, FeatureStats
+from ..tables import markdown_table
 from .hooks import sae_hook_name
 from .load import detect_format, load_sae
 
@@ -39,10 +40,10 @@ def push_sae_to_hub(folder: str | Path, repo_id: str, sae_id: str | None = None,
         if stats_files:
             for name in stats_files:
                 shutil.copy(folder / name, tmp)
-            predictor = FloorPredictor(FeatureStats.load(folder))
-            tables = predictor.predict_every_kind(default_widths(predictor.stats.d_in))
+            stats = FeatureStats.load(folder)
+            tables = floor_tables_every_kind(stats, default_widths(stats.d_in))
             plot_predicted_floors(tables, Path(tmp) / "predicted_floors.png", f"Predicted floors, {sae_id}")
-            render_card("sae", **predictor.card_context(), repo_id=repo_id, sae_id=sae_id,
+            render_card("sae", **sae_card_context(stats), repo_id=repo_id, sae_id=sae_id,
                         plot_path="predicted_floors.png").save(Path(tmp) / "README.md")
             api.upload_folder(folder_path=tmp, path_in_repo=sae_id, repo_id=repo_id,
                               commit_message=f"Feature statistics, predicted floors and card of {sae_id}")
@@ -50,6 +51,14 @@ def push_sae_to_hub(folder: str | Path, repo_id: str, sae_id: str | None = None,
     api.upload_file(path_or_fileobj=str(index).encode(), path_in_repo="README.md", repo_id=repo_id,
                     commit_message="Index of the SAEs and their statistics")
     return sae_id
+
+
+def sae_card_context(stats: FeatureStats) -> dict:
+    """What the SAE card template reads: the statistics, the floor table at the default widths under the paper's
+    capacity, and d* per capacity kind."""
+    return {"stats": stats, "approximation": stats.metadata.get("approximation"),
+            "floor_table": markdown_table(floor_table(stats, default_widths(stats.d_in))),
+            "critical_widths": critical_widths(stats.n_features, stats.alpha)}
 
 
 def _repo_saes(api: HfApi, repo_id: str) -> list[SimpleNamespace]:

@@ -13,7 +13,7 @@ from hf_geokd import (
     kept_features,
     predicted_floor,
 )
-from hf_geokd.capacity import statistical_dimension
+from hf_geokd.capacity import kept_rank, statistical_dimension
 
 TABLE1 = [(31006, 234.9, 1147), (28665, 218.3, 1065), (29169, 249.0, 1186)]
 
@@ -119,3 +119,32 @@ def test_unknown_kind_lists_the_choices():
     with pytest.raises(ValueError, match="dt_signed"):
         capacity(0.9, "quantum")
     assert set(CAPACITY_KINDS) == {"paper", "dt_signed", "dt_nonneg", "mono", "info"}
+
+
+def test_continuous_kept_rule_interpolates_the_tail_between_integer_ranks():
+    """Hand computation: contributions 4, 3, 2, 1 and g = 1/p = 2.5 (info kind at alpha 0.6). One dimension keeps
+    2.5 features: floor() drops 2 + 1 = 3; the continuous rule drops 3 - 0.5 * 2 = 2. At integer ranks they agree,
+    past F both are 0, and the continuous floor moves by a fraction of a feature when g moves a little."""
+    values = [4.0, 3.0, 2.0, 1.0]
+    assert predicted_floor(values, 1, 0.6, "info") == pytest.approx(3.0)
+    assert predicted_floor(values, 1, 0.6, "info", kept_rule="continuous") == pytest.approx(2.0)
+    assert predicted_floor(values, 1, 0.5, "info", kept_rule="continuous") == pytest.approx(3.0)  # rank 2 exactly
+    assert predicted_floor(values, 2, 0.5, "info", kept_rule="continuous") == 0.0
+    assert predicted_floor(values, 1, 0.6, "info", normalize=True, kept_rule="continuous") == pytest.approx(0.2)
+    nearby = [predicted_floor(values, 1, alpha, "info", kept_rule="continuous") for alpha in (0.59, 0.6, 0.61)]
+    assert nearby[0] > nearby[1] > nearby[2] and nearby[0] - nearby[2] < 1.0
+    assert kept_rank(1, 0.6, 4, "info", "continuous") == pytest.approx(2.5)
+    assert kept_rank(1, 0.6, 4, "info") == 2.0
+    with pytest.raises(ValueError, match="kept_rule must be one of"):
+        predicted_floor(values, 1, 0.6, "info", kept_rule="round")
+
+
+def test_floor_predictor_keeps_its_kept_rule_through_save_and_load(tmp_path):
+    from hf_geokd import FeatureStats, FloorPredictor
+
+    stats = FeatureStats.from_counts(4, 1.6, [4.0, 3.0, 2.0, 1.0], d_in=2)
+    predictor = FloorPredictor(stats, "info", kept_rule="continuous")
+    assert predictor.predict([1])["predicted_floor"].iloc[0] == pytest.approx(0.2)
+    predictor.save_pretrained(tmp_path / "p")
+    loaded = FloorPredictor.from_pretrained(tmp_path / "p")
+    assert loaded.kept_rule == "continuous" and loaded.predict([1]).equals(predictor.predict([1]))

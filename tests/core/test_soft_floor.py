@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hf_geokd import FeatureStats, FloorPredictor
-from hf_geokd.capacity import FittedCapacity, capacity, predicted_floor, quiet_capacity_warnings
+from hf_geokd.capacity import FittedCapacity, capacity, kept_features, predicted_floor, quiet_capacity_warnings
 from hf_geokd.soft_floor import SHIPPED_SOFT_FLOOR, SoftFloor, SoftFloorFit, fit_soft_floor
 
 CONTRIBUTIONS = np.arange(1, 201, dtype=np.float64) ** -1.0
@@ -69,7 +69,7 @@ def test_floor_predictor_ships_the_soft_floor_and_keeps_it_through_save_and_load
     predictor = FloorPredictor(stats, floor_model="soft")
     table = predictor.predict([8, 32, 64])
     assert predictor.floor_model == SHIPPED_SOFT_FLOOR
-    assert table["eq2_floor"].iloc[-1] == 0.0 and table["predicted_floor"].iloc[-1] > 0.0
+    assert table["predicted_floor"].iloc[-1] > 0.0
     assert table["predicted_floor"].is_monotonic_decreasing
     predictor.save_pretrained(tmp_path / "soft")
     loaded = FloorPredictor.from_pretrained(tmp_path / "soft")
@@ -78,3 +78,18 @@ def test_floor_predictor_ships_the_soft_floor_and_keeps_it_through_save_and_load
     assert "eq2_floor" not in FloorPredictor(stats).predict([8]).columns
     with pytest.raises(ValueError, match="floor_model must be"):
         FloorPredictor(stats, floor_model="smooth")
+
+
+def test_every_column_of_a_soft_floor_predictor_uses_the_soft_floors_own_capacity():
+    """The kept / dropped columns, Eq. 2's floor beside the soft one and d* all use the soft floor's g_eff, and a
+    different capacity kind with a soft floor is refused (it used to change the kept column but not the floor)."""
+    stats = FeatureStats.from_counts(200, 10.0, CONTRIBUTIONS, d_in=64)
+    g_eff = SHIPPED_SOFT_FLOOR.capacity_kind
+    table = FloorPredictor(stats, floor_model="soft").predict([8, 32])
+    assert table["kept"].tolist() == [kept_features(w, stats.alpha, 200, g_eff) for w in (8, 32)]
+    assert table["eq2_floor"].tolist() == [predicted_floor(CONTRIBUTIONS, w, stats.alpha, g_eff, normalize=True)
+                                           for w in (8, 32)]
+    assert table.attrs["capacity_kind"] == g_eff.name
+    assert FloorPredictor(stats, floor_model="soft").critical_width == pytest.approx(200 / capacity(stats.alpha, g_eff))
+    with pytest.raises(ValueError, match="soft floor uses its own effective capacity"):
+        FloorPredictor(stats, "info", floor_model="soft")
