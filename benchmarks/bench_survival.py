@@ -22,7 +22,7 @@ import torch
 from transformers import GPTNeoXForCausalLM
 
 from hf_geokd.distill import pythia_like_config
-from hf_geokd.survival import measure_feature_survival
+from hf_geokd.survival import FeatureSurvivalConfig, measure_feature_survival
 
 
 class RandomSAE(torch.nn.Module):
@@ -88,10 +88,10 @@ def main() -> None:
                 student(input_ids=input_ids, attention_mask=mask)
 
     def survival(n_tokens: int, controls: bool):
-        return measure_feature_survival(
-            teacher, sae, student, dataset, n_tokens=n_tokens, batch_size=args.batch_size, progress=False,
-            null_students=3 if controls else 0, shuffled=controls, token_baseline=None if controls else False,
-        )
+        config = FeatureSurvivalConfig(  # timing only: which controls make the null does not change the pass
+            n_tokens=n_tokens, batch_size=args.batch_size, null_students=3 if controls else 0, shuffled=controls,
+            token_baseline=None if controls else False, beyond_token=False)
+        return measure_feature_survival(teacher, sae, student, dataset, config, progress=False)
 
     bare_forwards()  # warm-up
     baseline, _ = timed(device, bare_forwards)

@@ -15,11 +15,16 @@ widths, which ``FloorPredictor(stats, capacity_kind=hf_geokd.survival.measured_c
 Under ``accelerate launch`` each process measures its share of the students on its own device (the passes are
 independent), and the main process writes the study once all are done. A student whose result is already in
 ``output_dir`` (``d_S=<width>/``, measured from the same student with the same models, SAE, data and scoring settings)
-is not measured again, so an interrupted run resumes where it stopped.
+is not measured again, so an interrupted run resumes where it stopped; one measured otherwise is measured again and
+replaced.
+
+The flags are the fields of ``SurvivalArguments`` below (models, data, output) and of
+``hf_geokd.survival.FeatureSurvivalConfig`` (the measurement's settings: n_tokens, null_students, threshold, ...).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +36,10 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from hf_geokd.apps.recipe import parse_recipe_args
 from hf_geokd.data import load_token_blocks
 from hf_geokd.files import read_json
+from hf_geokd.naming import student_label
 from hf_geokd.sae import load_sae
-from hf_geokd.survival import FeatureSurvival, measure_feature_survival, write_survival_study
+from hf_geokd.sources import local_folder
+from hf_geokd.survival import FeatureSurvival, FeatureSurvivalConfig, measure_feature_survival, write_survival_study
 from hf_geokd.survival.result import SURVIVAL_CONFIG_NAME, SURVIVAL_WEIGHTS_NAME
 
 
@@ -43,8 +50,6 @@ class SurvivalArguments:
     students: list[str] = field(metadata={"help": "Student models (repo ids or folders), any widths."})
     output_dir: str = field(metadata={"help": "Results, staircase table and figure go here."})
     sae_id: str | None = field(default=None, metadata={"help": "The SAE's folder in the repo (e.g. its hook)."})
-    hook_name: str | None = field(default=None, metadata={"help": "Default: the SAE's own hook."})
-    student_hook: str | None = field(default=None, metadata={"help": "Default: the same relative depth."})
     dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset, streamed."})
     dataset_path: str | None = field(default=None, metadata={"help": "A folder written by Dataset.save_to_disk."})
     split: str = field(default="train")
@@ -52,36 +57,34 @@ class SurvivalArguments:
     skip_documents: int = field(default=0, metadata={"help": "Hub documents to skip (past the training data)."})
     skip_blocks: int = field(default=0, metadata={"help": "Saved blocks to skip (past the training data)."})
     block_size: int = field(default=1024)
-    n_tokens: int = field(default=1_000_000)
-    batch_size: int = field(default=8)
-    held_out: float = field(default=0.25, metadata={"help": "Share of sequences scored, not fitted on."})
-    ridge: float = field(default=1e-3)
-    null_students: int = field(default=3, metadata={"help": "Randomly initialised students (the null)."})
-    token_baseline: bool | None = field(default=None, metadata={"help": "Default: when vocab x latents is small."})
-    probe: str = field(default="linear", metadata={"help": "linear (ridge, one pass) or relu (2 + probe_epochs)."})
-    probe_epochs: int = field(default=3)
-    probe_lr: float = field(default=0.1)
-    threshold: float = field(default=0.5)
-    min_firings: int = field(default=20)
-    min_ceiling: float = field(default=0.05, metadata={"help": "The teacher's own R^2 a latent needs to be scored."})
-    norm_scaling_factor: float | None = field(
-        default=None, metadata={"help": "An unfolded expected_average_only_in SAE's factor (default: estimated)."})
-    seed: int = field(default=0)
     device: str | None = field(default=None, metadata={"help": "Default: this process's device (accelerate)."})
+
+
+def hidden_size(source: str, flag: str) -> int:
+    """A model's width from its config alone (no weights); a missing folder or repo is named with its flag."""
+    try:
+        local_folder(source)  # a path that does not exist is named as a path, not as a malformed repo id
+    except OSError as error:
+        raise FileNotFoundError(f"--{flag}: {error}") from error
+    try:
+        return AutoConfig.from_pretrained(source).hidden_size
+    except OSError as error:  # a folder without config.json, a repo the Hub does not have or cannot be reached
+        raise FileNotFoundError(f"--{flag} {source}: cannot read its model config: {error}") from error
 
 
 def result_folder(output_dir: str, student: str) -> Path:
     """Where a student's result is saved: ``d_S=<width>`` (its width read from its config, without the weights)."""
-    return Path(output_dir) / f"d_S={AutoConfig.from_pretrained(student).hidden_size}"
+    return Path(output_dir) / student_label(hidden_size(student, "students"))
 
 
-def run_settings(args: SurvivalArguments, student: str) -> dict:
-    """What a saved result must have been measured with to be reused: the models, the SAE, the data and the scoring."""
-    keep = ("teacher_name_or_path", "sae_path", "sae_id", "hook_name", "student_hook", "dataset_name", "dataset_path",
-            "split", "skip_documents", "skip_blocks", "block_size", "n_tokens", "held_out", "ridge", "null_students",
-            "token_baseline", "probe", "probe_epochs", "probe_lr", "threshold", "min_firings", "min_ceiling",
-            "norm_scaling_factor", "seed")
-    return {"student": student, **{key: getattr(args, key) for key in keep}}
+DATA_SETTINGS = ("teacher_name_or_path", "sae_path", "sae_id", "dataset_name", "dataset_path", "split",
+                 "skip_documents", "skip_blocks", "block_size")
+
+
+def run_settings(args: SurvivalArguments, config: FeatureSurvivalConfig, student: str) -> dict:
+    """What a saved result must have been measured with to be reused: the models, the SAE, the data and the config."""
+    return {"student": student, **{key: getattr(args, key) for key in DATA_SETTINGS},
+            "config": dataclasses.asdict(config)}
 
 
 def measured_before(folder: Path, settings: dict) -> bool:
@@ -100,8 +103,31 @@ def measured_before(folder: Path, settings: dict) -> bool:
     return True
 
 
+def measure(args: SurvivalArguments, config: FeatureSurvivalConfig, todo: list[tuple[str, Path]],
+            state: PartialState, device: str) -> None:
+    """Measure and save this process's students (the teacher, SAE and data loaded once)."""
+    teacher = AutoModelForCausalLM.from_pretrained(args.teacher_name_or_path).to(device)
+    sae = load_sae(args.sae_path, args.sae_id)
+    blocks = held_out_blocks(args, config, AutoTokenizer.from_pretrained(args.teacher_name_or_path))
+    available = sum(len(ids) for ids in blocks["input_ids"])
+    if available < config.n_tokens:
+        print(f"the data hold {available:,} tokens past skip_blocks: measuring on those, not n_tokens="
+              f"{config.n_tokens:,}.", flush=True)
+    measured_with = dataclasses.replace(config, n_tokens=min(config.n_tokens, available))
+    for name, folder in todo:
+        result = measure_feature_survival(teacher, sae, AutoModelForCausalLM.from_pretrained(name), blocks,
+                                          measured_with, device=device, progress=state.is_local_main_process)
+        result.metadata.update(student=name, teacher=args.teacher_name_or_path, sae=args.sae_path,
+                               process=state.process_index, run_settings=run_settings(args, config, name))
+        result.save(folder, overwrite=True)  # a result measured otherwise was named by measured_before
+        print(f"[process {state.process_index}] {name}: {student_label(result.student_width)} k*={result.k_star()} "
+              f"g_eff={result.g_eff():.3g} survived={int(result.survived().sum())}/{int(result.scorable.sum())}"
+              f" scorable (null: {result.null_label()})", flush=True)
+
+
 def main() -> None:
-    (args,) = parse_recipe_args((SurvivalArguments,))
+    args, config = parse_recipe_args((SurvivalArguments, FeatureSurvivalConfig))
+    hidden_size(args.teacher_name_or_path, "teacher_name_or_path")
     # processes on CPUs (no CUDA, or device: cpu) talk over gloo; without cpu=True they would not see each other
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
     device = args.device or str(state.device)
@@ -109,28 +135,10 @@ def main() -> None:
     if len(set(folders)) != len(folders):
         raise ValueError(f"two students have the same width ({[f.name for f in folders]}): measure one per run.")
     with state.split_between_processes(list(zip(args.students, folders))) as mine:
-        todo = [(name, folder) for name, folder in mine if not measured_before(folder, run_settings(args, name))]
+        todo = [(name, folder) for name, folder in mine
+                if not measured_before(folder, run_settings(args, config, name))]
         if todo:
-            teacher = AutoModelForCausalLM.from_pretrained(args.teacher_name_or_path).to(device)
-            tokenizer = AutoTokenizer.from_pretrained(args.teacher_name_or_path)
-            sae = load_sae(args.sae_path, args.sae_id)
-            blocks = held_out_blocks(args, tokenizer)
-            n_tokens = min(args.n_tokens, sum(len(ids) for ids in blocks["input_ids"]))
-        for name, folder in todo:
-            result = measure_feature_survival(
-                teacher, sae, AutoModelForCausalLM.from_pretrained(name), blocks, hook_name=args.hook_name,
-                student_hook=args.student_hook, n_tokens=n_tokens, batch_size=args.batch_size, held_out=args.held_out,
-                ridge=args.ridge, null_students=args.null_students, token_baseline=args.token_baseline,
-                probe=args.probe, probe_epochs=args.probe_epochs, probe_lr=args.probe_lr, threshold=args.threshold,
-                min_firings=args.min_firings, min_ceiling=args.min_ceiling, seed=args.seed, device=device,
-                progress=state.is_local_main_process, norm_scaling_factor=args.norm_scaling_factor,
-            )
-            result.metadata.update(student=name, teacher=args.teacher_name_or_path, sae=args.sae_path,
-                                   process=state.process_index, run_settings=run_settings(args, name))
-            result.save(folder)
-            print(f"[process {state.process_index}] {name}: d_S={result.student_width} k*={result.k_star()} "
-                  f"g_eff={result.g_eff():.3g} survived={int(result.survived().sum())}/{int(result.scorable.sum())}"
-                  " scorable", flush=True)
+            measure(args, config, todo, state, device)
     state.wait_for_everyone()  # every process has saved its results
     if state.is_main_process:
         summary = write_survival_study([FeatureSurvival.load(folder) for folder in folders], args.output_dir)
@@ -138,9 +146,9 @@ def main() -> None:
         print(f"g_eff fitted across widths: {summary['g_eff_fit']:.4g} (alpha = {summary['alpha']:.4g})")
 
 
-def held_out_blocks(args: SurvivalArguments, tokenizer):
+def held_out_blocks(args: SurvivalArguments, config: FeatureSurvivalConfig, tokenizer):
     """The blocks the read-outs are fitted and scored on: ``n_tokens`` of them after the first ``skip_blocks``."""
-    n_blocks = math.ceil(args.n_tokens / args.block_size)
+    n_blocks = math.ceil(config.n_tokens / args.block_size)
     blocks = load_token_blocks(tokenizer, args.block_size, args.skip_blocks + n_blocks, dataset_name=args.dataset_name,
                                dataset_path=args.dataset_path, split=args.split, text_column=args.text_column,
                                skip_documents=args.skip_documents)

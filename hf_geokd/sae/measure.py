@@ -105,6 +105,28 @@ def _check_measure_arguments(n_tokens: int, batch_size: int, alive_threshold: fl
         )
 
 
+def _looks_like_sae(candidate) -> bool:
+    cfg = getattr(candidate, "cfg", None)
+    return (callable(getattr(candidate, "encode", None)) and hasattr(candidate, "W_dec") and hasattr(cfg, "d_in")
+            and hasattr(cfg, "d_sae"))
+
+
+def check_sae_and_models(sae, models: dict[str, object], call: str) -> None:
+    """Refuse by name a missing SAE, a model that is not a torch module, or the SAE and a model passed in each
+    other's place (``call`` shows the right order), before an attribute lookup fails with "no attribute 'cfg'"."""
+    if not _looks_like_sae(sae):
+        swapped = [name for name, model in models.items() if _looks_like_sae(model)]
+        if swapped:
+            raise ValueError(f"the SAE was passed as {swapped[0]} and a {type(sae).__name__} as sae: swap them, the "
+                             f"order is {call}.")
+        raise ValueError(f"sae must be an SAE (sae-lens's, with encode, W_dec and cfg.d_in / cfg.d_sae), got "
+                         f"{'None' if sae is None else type(sae).__name__}: load one with hf_geokd.load_sae(...).")
+    for name, model in models.items():
+        if not isinstance(model, torch.nn.Module):
+            raise ValueError(f"{name} must be a model (a torch.nn.Module, e.g. from AutoModelForCausalLM), got "
+                             f"{'None' if model is None else type(model).__name__}: the order is {call}.")
+
+
 @torch.no_grad()
 def activations_at(model, point: HookPoint, dataset, batch_size: int, device: torch.device
                  ) -> Generator[torch.Tensor, None, None]:
@@ -181,6 +203,7 @@ def measure_feature_stats(
             folded: the factor it was trained with. When absent it is estimated as sqrt(d_in) / E||x|| on the first
             ``norm_estimate_tokens`` tokens (one more pass over them; ``dataset`` must be re-iterable).
     """
+    check_sae_and_models(sae, {"model": model}, "measure_feature_stats(sae, model, dataset, ...)")
     _check_measure_arguments(n_tokens, batch_size, alive_threshold)
     check_positive_int(norm_estimate_tokens, "norm_estimate_tokens")
     hook_name = hook_name or sae_hook_name(sae)

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps, patheffects
 
+from ..naming import student_label
 from ..reporting.plots import new_figure, save_figure
 from .result import FeatureSurvival
-from .staircase import by_width
+from .staircase import by_width, null_labels
 
 MAX_COLUMNS = 256
 
@@ -50,7 +51,7 @@ def plot_staircase(results: Sequence[FeatureSurvival], path: str | Path, title: 
             heat.plot([kept] * 2, [row - 0.45, row + 0.45], color=f"C{index + 1}", linewidth=1.2,
                       label=f"F_S [{kind}]" if row == 0 else None)
     heat.plot([], [], color="white", linewidth=2.5, path_effects=outline, label="measured k*")
-    heat.set_yticks(range(len(results)), [f"d_S={result.student_width}" for result in results])
+    heat.set_yticks(range(len(results)), [student_label(result.student_width) for result in results])
     heat.set_xlabel("teacher latent, by importance rank")
     heat.set_title("share surviving (rank bins; grey: none scorable)")
     heat.legend(fontsize=7, loc="lower right", facecolor="0.85", ncol=max(1, len(kinds) // 3))
@@ -60,13 +61,14 @@ def plot_staircase(results: Sequence[FeatureSurvival], path: str | Path, title: 
     for index, result in enumerate(results):
         color = f"C{index}"
         curves.plot(centres, _binned_survival(result, log_edges), "o-", color=color, markersize=3,
-                    label=f"d_S={result.student_width}: k*={result.k_star()}")
+                    label=f"{student_label(result.student_width)}: k*={result.k_star()}")
         if result.k_star() > 0:
             curves.axvline(result.k_star(), color=color, linestyle="--", linewidth=1)
     curves.set_xscale("log")
     curves.set_ylim(-0.03, 1.03)
     curves.set_xlabel("importance rank")
     curves.set_ylabel(f"share surviving (score > {results[0].threshold:g} and > null)")
+    curves.set_title(f"null: best of {null_labels(results)}", fontsize=9)
     curves.grid(True, which="both", alpha=0.3)
     curves.legend(fontsize=7)
     figure.suptitle(title or f"Feature survival at {results[0].hook_name}")
@@ -89,7 +91,7 @@ def plot_orderings(results: Sequence[FeatureSurvival], path: str | Path, title: 
         for index, result in enumerate(results):
             order = np.argsort(-result.ordering_values(name), kind="stable")
             axis.plot(centres, _binned_survival(result, log_edges, order), "o-", color=f"C{index}", markersize=3,
-                      label=f"d_S={result.student_width}: AUC {aucs[index][name]:.2f}")
+                      label=f"{student_label(result.student_width)}: AUC {aucs[index][name]:.2f}")
         axis.set_xscale("log")
         axis.set_ylim(-0.03, 1.03)
         axis.set_xlabel(f"rank by {name} (descending)")

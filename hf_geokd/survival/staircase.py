@@ -25,6 +25,11 @@ def by_width(results: Sequence[FeatureSurvival]) -> list[FeatureSurvival]:
     return results
 
 
+def null_labels(results: Sequence[FeatureSurvival]) -> str:
+    """The controls of the results' nulls, e.g. ``random,shuffled,token`` (``a / b`` when they differ)."""
+    return " / ".join(dict.fromkeys(result.null_label() for result in results))
+
+
 def survival_staircase(results: Sequence[FeatureSurvival], threshold: float | None = None) -> pd.DataFrame:
     """One row per student: width, survivors at each reported threshold, k*, g_eff = k*/d_S, F_S of every kind,
     controls, ordering AUCs and Spearman(importance, score); ``saturated`` when k* reaches the last scorable rank
