@@ -12,7 +12,8 @@ import numpy as np
 
 from ..capacity import CAPACITY_KINDS, critical_widths
 from ..paper import paper_checks
-from ..predictor import DEFAULT_WIDTHS, FloorPredictor, default_widths
+from ..floors import DEFAULT_WIDTHS, default_widths
+from ..predictor import FloorPredictor
 from ..soft_floor import SHIPPED_SOFT_FLOOR
 from ..stats import FeatureStats
 from ..tables import markdown_table
