@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 
 import numpy as np
 
@@ -74,11 +75,18 @@ def sae_subfolder(sae_id: str | None) -> str | None:
     """The SAE's folder inside a repo or directory, or None for its root.
 
     The one rule for "no sub-folder": None, ``"."``, ``""`` and ``"/"`` all mean the root (sae-lens writes
-    ``sae_id="."`` for files at a repo's root); anything else loses its surrounding slashes.
+    ``sae_id="."`` for files at a repo's root); a trailing slash is dropped. An absolute path (``/etc``) and a ``..``
+    part are refused: the folder must lie inside the repo.
     """
     if sae_id is None:
         return None
     if not isinstance(sae_id, str):
         raise ValueError(f"sae_id must be a string (the SAE's folder inside the repo), got {sae_id!r}.")
-    folder = sae_id.strip().strip("/")
-    return None if folder in ("", ".") else folder
+    folder = sae_id.strip()
+    if folder in ("", ".", "/"):
+        return None
+    parts = PurePosixPath(folder.replace("\\", "/")).parts
+    if folder.startswith(("/", "\\", "~")) or ".." in parts:
+        raise ValueError(f"sae_id={sae_id!r} points outside the repo: pass the SAE's folder relative to the repo's "
+                         "root (e.g. 'gpt_neox.layers.8', or '.' for the root).")
+    return PurePosixPath(folder).as_posix()

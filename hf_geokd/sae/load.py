@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import snapshot_download
+from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub.errors import HfHubHTTPError
 from sae_lens import SAE
 from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 from safetensors import SafetensorError
@@ -137,6 +138,36 @@ def _fetch(repo_id: str, subfolder: str | None) -> Path:
     return root / subfolder if subfolder else root
 
 
+def _layout_folders(paths: list[str]) -> list[str]:
+    """The folders (``.`` for the root) holding an SAE's config file, among repo-relative file paths."""
+    configs = {"cfg.json", RAW_CONFIG_NAME, "ae.pt"}
+    return sorted({str(Path(path).parent) for path in paths if Path(path).name in configs})
+
+
+def _sae_folders(root: Path) -> list[str]:
+    """The SAE folders in a local directory, two levels deep at most."""
+    paths = [path.relative_to(root).as_posix() for pattern in ("*", "*/*", "*/*/*") for path in root.glob(pattern)]
+    return _layout_folders(paths)
+
+
+def _hub_sae_folders(repo_id: str) -> list[str] | None:
+    """The SAE folders of a Hub repo, or None when its file list cannot be read."""
+    try:
+        return _layout_folders(HfApi().list_repo_files(repo_id))
+    except (HfHubHTTPError, OSError):
+        return None
+
+
+def _listing(folders: list[str] | None) -> str:
+    """How an error names the SAE folders there are."""
+    if folders is None:
+        return "its file list could not be read"
+    if not folders:
+        return "it holds no SAE folder"
+    shown = ", ".join(repr(folder) for folder in folders[:8])
+    return f"its SAE folders: {shown}{', ...' if len(folders) > 8 else ''}"
+
+
 def release_location(release: str, sae_id: str | None) -> tuple[str, str | None] | None:
     """The Hub repo and folder of an SAE of sae-lens's registry (``gpt2-small-res-jb``, ``blocks.4.hook_resid_pre``),
     or None when ``release`` is not a registry release. An unknown ``sae_id`` is an error listing a few valid ones."""
@@ -167,10 +198,12 @@ def load_sae_and_sparsity(repo_or_dir: str | Path, sae_id: str | None = None, al
         sae, _, log_sparsity = SAE.from_pretrained_with_cfg_and_sparsity(str(repo_or_dir), subfolder, device=device)
         return sae, log_sparsity
     source = local_folder(repo_or_dir)
-    folder = (source / subfolder if subfolder else source) if source is not None else _fetch(str(repo_or_dir),
-                                                                                             subfolder)
+    root = source if source is not None else _fetch(str(repo_or_dir), subfolder)
+    folder = root / subfolder if subfolder else root
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} does not exist: check sae_id (the SAE's folder inside {repo_or_dir}).")
+        known = _sae_folders(source) if source is not None else _hub_sae_folders(str(repo_or_dir))
+        raise FileNotFoundError(f"{repo_or_dir} has no folder {subfolder!r} (the folder sae_id names does not "
+                                f"exist): check sae_id; {_listing(known)}.")
     layout = detect_format(folder)
     if layout == "dictionary_learning" and not allow_pickle:
         pickles = [path.name for path in folder.iterdir() if path.suffix in PICKLE_SUFFIXES]

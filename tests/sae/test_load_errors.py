@@ -57,3 +57,29 @@ def test_a_missing_hub_repo_is_named(monkeypatch):
     monkeypatch.setattr("hf_geokd.sae.load.snapshot_download", missing_repo)
     with pytest.raises(FileNotFoundError, match="me/no-sae is not a local folder, and the Hub has no repo"):
         load_sae("me/no-sae", sae_id="layers.3")
+
+
+@pytest.mark.parametrize("sae_id", ["../" * 8 + "etc", "/etc", "layers/../../x", "~/saes"])
+def test_an_sae_id_outside_the_repo_is_refused_before_any_download(monkeypatch, tmp_path, sae_id):
+    calls = []
+    monkeypatch.setattr("hf_geokd.sae.load.snapshot_download", lambda *args, **kwargs: calls.append(args))
+    for source in ("me/saes", raw_sae(tmp_path / "sae")):
+        with pytest.raises(ValueError, match="points outside the repo: pass the SAE's folder relative to"):
+            load_sae(source, sae_id=sae_id)
+    assert calls == []
+
+
+def test_a_missing_sae_folder_is_named_with_the_folders_there_are(monkeypatch, tmp_path):
+    root = tmp_path / "repo"
+    root.mkdir()
+    raw_sae(root / "layers.3")
+    sae_lens_sae(root / "layers.5")
+    with pytest.raises(FileNotFoundError, match=r"repo has no folder 'nope' \(the folder sae_id names does not "
+                                                r"exist\): check sae_id; its SAE folders: 'layers.3', 'layers.5'"):
+        load_sae(root, sae_id="nope")
+    assert load_sae(root, sae_id="layers.3/").cfg.d_sae == 4  # a trailing slash is not part of the name
+    monkeypatch.setattr("hf_geokd.sae.load.snapshot_download", lambda *args, **kwargs: str(tmp_path / "snapshot"))
+    monkeypatch.setattr("hf_geokd.sae.load.HfApi.list_repo_files",
+                        lambda self, repo_id: ["README.md", "a/cfg.json", "a/sae_weights.safetensors"])
+    with pytest.raises(FileNotFoundError, match="me/saes has no folder 'nope' .* its SAE folders: 'a'"):
+        load_sae("me/saes", sae_id="nope")
