@@ -46,17 +46,11 @@ class StudentGroup(nn.Module):
 
     def __init__(self, students: Mapping[str, PreTrainedModel] | Sequence[PreTrainedModel]):
         super().__init__()
-        if not isinstance(students, Mapping):
-            students = list(students)
-            names = [student_name(student.config.hidden_size) for student in students]
-            if len(set(names)) != len(names):
-                raise ValueError(f"two students have the same width ({names}): pass a dict of names to students.")
-            students = dict(zip(names, students))
-        if not students:
-            raise ValueError("StudentGroup needs at least one student.")
+        students = _named_students(students)
         for name in students:
-            if not name or "/" in name or "." in name:
+            if not isinstance(name, str) or not name or "/" in name or "." in name:
                 raise ValueError(f"student name {name!r} must be a non-empty folder name without '/' or '.'.")
+        _check_no_shared_parameters(students)
         self.students = nn.ModuleDict(students)
         self.stopped: set[str] = set()  # students whose training has ended (StudentFloorsCallback): not run
 
@@ -81,6 +75,47 @@ class StudentGroup(nn.Module):
     def activation_checkpointing_enable(self, **kwargs: Any) -> None:
         for student in self.students.values():
             student.activation_checkpointing_enable(**kwargs)
+
+
+def _named_students(students: Mapping[str, PreTrainedModel] | Sequence[PreTrainedModel]) -> dict[str, Any]:
+    """The students by name (``w<width>`` for a list), each checked to be a model."""
+    if isinstance(students, Mapping):
+        named = dict(students)
+    elif isinstance(students, Sequence) and not isinstance(students, str):
+        for index, student in enumerate(students):
+            _check_student(student, f"model[{index}]")
+        names = [student_name(student.config.hidden_size) for student in students]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two students have the same width ({names}): pass a dict of names to students.")
+        named = dict(zip(names, students))
+    else:
+        raise ValueError(f"model must be a list of students or a dict of named students, got "
+                         f"{type(students).__name__}: for one student, use DistillationTrainer(model=...), or pass "
+                         "[student].")
+    if not named:
+        raise ValueError("StudentGroup needs at least one student.")
+    for name, student in named.items():
+        _check_student(student, f"student {name!r}")
+    return named
+
+
+def _check_student(student: Any, label: str) -> None:
+    """A student is a ``transformers`` model (its config, lm_head and ``save_pretrained`` are used)."""
+    if not isinstance(student, PreTrainedModel):
+        raise ValueError(f"{label} is {type(student).__name__}, not a transformers model: pass students built with "
+                         "hf_geokd.build_student(teacher_config, width).")
+
+
+def _check_no_shared_parameters(students: Mapping[str, nn.Module]) -> None:
+    """Students share no parameter: one module under two names would be trained twice per step."""
+    owners: dict[int, str] = {}
+    for name, student in students.items():
+        for parameter in student.parameters():
+            other = owners.setdefault(id(parameter), name)
+            if other != name:
+                raise ValueError(f"students {other!r} and {name!r} share parameters (the same model passed twice?): "
+                                 "a shared parameter would get both students' updates each step. Build one model "
+                                 "per student (hf_geokd.build_student).")
 
 
 class StudentFloorsCallback(TrainerCallback, ExportableState):
@@ -142,6 +177,16 @@ class StudentFloorsCallback(TrainerCallback, ExportableState):
                 "attributes": {}}
 
 
+def _listed_students(folder: Path) -> list[str]:
+    """The students an earlier save listed in ``folder/students.json`` whose folders are still there (a partial
+    retrain keeps them listed); none when the file is missing or unreadable."""
+    try:
+        listed = json.loads(Path(folder, STUDENTS_FILE).read_text()).get("students", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [name for name in listed if isinstance(name, str) and (folder / name / "config.json").is_file()]
+
+
 class MultiStudentDistillationTrainer(DistillationTrainer):
     """Distil one teacher into several students in one run: ``model`` is a list of students (named ``w<width>``),
     a dict of named students, or a :class:`StudentGroup`.
@@ -171,9 +216,8 @@ class MultiStudentDistillationTrainer(DistillationTrainer):
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
 
     @staticmethod
-    def _check_vocabularies(model: StudentGroup, teacher_model: PreTrainedModel) -> None:
-        for student in model.students.values():
-            DistillationTrainer._check_vocabularies(student, teacher_model)
+    def _students_of(model: StudentGroup) -> dict[str, PreTrainedModel]:
+        return {f"student {name!r}": student for name, student in model.students.items()}
 
     def _resolve_backend(self, backend: str) -> str:
         """Always the chunked loss: its point here is one teacher soft-max per chunk shared by every student, which
@@ -260,7 +304,8 @@ class MultiStudentDistillationTrainer(DistillationTrainer):
             student.save_pretrained(os.path.join(output_dir, name), state_dict=own)
             if self.processing_class is not None:
                 self.processing_class.save_pretrained(os.path.join(output_dir, name))
-        Path(output_dir, STUDENTS_FILE).write_text(json.dumps({"students": self.student_names}, indent=2))
+        names = [*_listed_students(Path(output_dir)), *self.student_names]
+        Path(output_dir, STUDENTS_FILE).write_text(json.dumps({"students": list(dict.fromkeys(names))}, indent=2))
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
@@ -287,6 +332,6 @@ class MultiStudentDistillationTrainer(DistillationTrainer):
         teacher = self.accelerator.unwrap_model(self.teacher)
         for name, student in self._group().students.items():
             card = student_card(student, teacher, self.args, self.state, estimates.get(name), f"{base}-{name}",
-                                dataset_name, tags, kwargs)
+                                dataset_name, tags, kwargs, floor_tracked=tracker is not None)
             Path(self.args.output_dir, name).mkdir(parents=True, exist_ok=True)
             card.save(str(Path(self.args.output_dir, name, "README.md")))

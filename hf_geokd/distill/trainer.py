@@ -84,7 +84,7 @@ class DistillationTrainer(Trainer):
                  **kwargs: Any) -> None:
         if not isinstance(args, DistillationConfig):
             raise ValueError("DistillationTrainer needs args=DistillationConfig(...) (it holds the temperature).")
-        self._check_vocabularies(model, teacher_model)
+        self._check_models(model, teacher_model)
         super().__init__(model=model, args=args, **kwargs)
         teacher_model.requires_grad_(False)
         teacher_model.eval()
@@ -110,7 +110,27 @@ class DistillationTrainer(Trainer):
         return backend
 
     @staticmethod
-    def _check_vocabularies(model: PreTrainedModel, teacher_model: PreTrainedModel) -> None:
+    def _students_of(model: PreTrainedModel | None) -> dict[str, PreTrainedModel]:
+        """The models this trainer trains, by how errors name them (here the one ``model``)."""
+        if model is None:
+            raise ValueError("model is None: pass the student (hf_geokd.build_student(teacher_config, width)).")
+        return {"model": model}
+
+    @classmethod
+    def _check_models(cls, model, teacher_model: PreTrainedModel) -> None:
+        """A loaded teacher, students that are not the teacher, and the teacher's vocabulary in every student."""
+        if not isinstance(teacher_model, PreTrainedModel):
+            raise ValueError(f"teacher_model is {type(teacher_model).__name__}, not a loaded transformers model: pass "
+                             "AutoModelForCausalLM.from_pretrained(<teacher repo or folder>).")
+        teacher_parameters = {id(parameter) for parameter in teacher_model.parameters()}
+        for name, student in cls._students_of(model).items():
+            if any(id(parameter) in teacher_parameters for parameter in student.parameters()):
+                raise ValueError(f"{name} is the teacher (it shares the teacher's parameters, which are frozen): "
+                                 "pass a student built with hf_geokd.build_student(teacher.config, width).")
+            cls._check_vocabulary(student, teacher_model)
+
+    @staticmethod
+    def _check_vocabulary(model: PreTrainedModel, teacher_model: PreTrainedModel) -> None:
         student_vocab = model.get_output_embeddings().weight.shape[0]
         teacher_vocab = teacher_model.get_output_embeddings().weight.shape[0]
         if student_vocab != teacher_vocab:
@@ -228,14 +248,19 @@ class DistillationTrainer(Trainer):
             self.accelerator.unwrap_model(self.model), self.accelerator.unwrap_model(self.teacher), self.args,
             self.state, tracker.estimate() if tracker is not None else None,
             model_name or self.args.output_dir.rstrip("/").split("/")[-1], dataset_name, tags, kwargs,
+            floor_tracked=tracker is not None,
         )
         card.save(f"{self.args.output_dir}/README.md")
 
 
 def student_card(student: PreTrainedModel, teacher: PreTrainedModel, args: DistillationConfig, state: TrainerState,
                  estimate: FloorEstimate | None, model_name: str, dataset_name: str | None = None,
-                 tags: str | list[str] | None = None, card_data: dict[str, Any] | None = None) -> ModelCard:
-    """The ``student`` card of one distilled student: teacher, width, temperature, tokens seen, floor."""
+                 tags: str | list[str] | None = None, card_data: dict[str, Any] | None = None,
+                 floor_tracked: bool = False) -> ModelCard:
+    """The ``student`` card of one distilled student: teacher, width, temperature, tokens seen, floor.
+
+    ``floor_tracked``: a floor callback watched the run, so a missing ``estimate`` means no evaluation ran.
+    """
     tag_set = {tags} if isinstance(tags, str) else set(tags or [])
     tag_set.update(getattr(student, "model_tags", None) or [])
     tag_set.add("distillation")
@@ -253,5 +278,6 @@ def student_card(student: PreTrainedModel, teacher: PreTrainedModel, args: Disti
         tokens_seen=state.num_input_tokens_seen,
         steps=state.global_step,
         estimate=estimate,
+        floor_tracked=floor_tracked,
         dataset=dataset_name,
     )
