@@ -68,7 +68,7 @@ def hidden_size(source: str, flag: str) -> int:
         raise FileNotFoundError(f"--{flag}: {error}") from error
     try:
         return AutoConfig.from_pretrained(source).hidden_size
-    except OSError as error:  # a folder without config.json, a repo the Hub does not have or cannot be reached
+    except (OSError, ValueError) as error:  # a folder without a model config, a repo the Hub lacks or cannot serve
         raise FileNotFoundError(f"--{flag} {source}: cannot read its model config: {error}") from error
 
 

@@ -69,7 +69,11 @@ def _format_1_config(scalars: dict[str, Any], readers: set[str]) -> dict[str, An
 
 def _config(data: Any, path: Path) -> FeatureSurvivalConfig:
     """The stored config, unknown keys warned about (a newer version's) and bad values named with the file."""
-    return FeatureSurvivalConfig(**known_fields(FeatureSurvivalConfig, data, f"{path} (config)"))
+    settings = known_fields(FeatureSurvivalConfig, data, f"{path} (config)")
+    try:
+        return FeatureSurvivalConfig(**settings)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
 
 
 def read_result(directory: str | Path, result_class: type) -> dict[str, Any]:

@@ -100,3 +100,13 @@ def test_bad_arguments_are_refused_before_measuring(sae, kwargs, message):
 def test_bad_rows_are_named(sae, rows, message):
     with pytest.raises(ValueError, match=message):
         measure(sae, rows, n_tokens=2)
+
+
+def test_the_sae_and_the_model_in_each_others_place_are_named(sae):
+    rows = [{"input_ids": row} for row in real_rows()]
+    with pytest.raises(ValueError, match=r"the SAE was passed as model .*swap them.*measure_feature_stats\(sae, model"):
+        measure_feature_stats(Lookup(), sae, rows, progress=False)
+    with pytest.raises(ValueError, match="sae must be an SAE .* got None: load one with hf_geokd.load_sae"):
+        measure_feature_stats(None, Lookup(), rows, progress=False)
+    with pytest.raises(ValueError, match="model must be a model .* got str"):
+        measure_feature_stats(sae, "EleutherAI/pythia-70m", rows, progress=False)

@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 
 from hf_geokd.distill import build_student
 from hf_geokd.sae import load_sae, train_sae
-from hf_geokd.survival import FeatureSurvival, measure_feature_survival
+from hf_geokd.survival import FeatureSurvival, FeatureSurvivalConfig, measure_feature_survival
 
 pytestmark = pytest.mark.slow  # sae-lens training and two launched processes
 
@@ -57,7 +57,8 @@ def test_two_processes_share_the_students_and_a_rerun_resumes(tiny_artifacts, tm
     assert {result.metadata["process"] for result in results.values()} == {0, 1}  # one student per process
     assert (out / "staircase.csv").is_file() and (out / "orderings.png").is_file()
     alone = measure_feature_survival(teacher, load_sae(sae_dir), AutoModelForCausalLM.from_pretrained(students[1]),
-                                     blocks.select(range(40, len(blocks))), progress=False, **settings)
+                                     blocks.select(range(40, len(blocks))), FeatureSurvivalConfig(**settings),
+                                     progress=False)
     for reader, values in alone.r2.items():
         torch.testing.assert_close(results[16].r2[reader], values, rtol=1e-4, atol=1e-5, equal_nan=True)
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
