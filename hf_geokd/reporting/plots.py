@@ -161,22 +161,47 @@ def plot_floor_curves(curves: Mapping[str, tuple], path: str | Path, title: str 
 def plot_held_out(predictions: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     """Predicted vs measured floors of held-out points, one colour per predictor, with the identity line.
 
-    ``predictions``: columns predictor, observed, predicted.
+    ``predictions``: columns predictor, observed, predicted. Both axes are logarithmic; a prediction <= 0 (a floor of
+    exactly 0 past the critical width, or a calibration that extrapolates below 0) has no place on a log axis, so it
+    is drawn at the bottom of the predicted axis as a hollow downward triangle in its predictor's colour, and the
+    legend says how many there are.
     """
     figure, axis = new_figure(figsize=(6.0, 5.0))
     values = predictions[["observed", "predicted"]].to_numpy(float)
     positive = values[(values > 0).all(axis=1)]
+    bottom = _log_bottom(positive)
+    not_positive = 0
     for index, (name, rows) in enumerate(predictions.groupby("predictor", sort=False)):
-        rows = rows[(rows["predicted"] > 0) & (rows["observed"] > 0)]
-        axis.plot(rows["observed"], rows["predicted"], "o", ms=3.5, alpha=0.7, color=f"C{index % 10}", label=name)
+        color = f"C{index % 10}"
+        measured = rows[rows["observed"] > 0]
+        shown = measured[measured["predicted"] > 0]
+        zero = measured[~(measured["predicted"] > 0)]
+        axis.plot(shown["observed"], shown["predicted"], "o", ms=3.5, alpha=0.7, color=color, label=name)
+        if len(zero):
+            not_positive += len(zero)
+            axis.plot(zero["observed"], np.full(len(zero), 0.0 if bottom is None else bottom), "v", ms=6, mfc="none",
+                      color=color, clip_on=False)
     if positive.size:
         low, high = positive.min(), positive.max()
         axis.plot([low, high], [low, high], "k-", lw=0.8, label="identity")
         axis.set_xscale("log")
         axis.set_yscale("log")
+        if not_positive:
+            axis.set_ylim(bottom=bottom)
+    if not_positive:
+        axis.plot([], [], "v", ms=6, mfc="none", color="0.3",
+                  label=f"predicted <= 0 ({not_positive}), drawn at the axis bottom")
     axis.set_xlabel("measured floor")
     axis.set_ylabel("predicted floor (held out)")
     axis.set_title(title or "Held-out predictions")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=7)
     return save_figure(figure, path)
+
+
+def _log_bottom(positive: np.ndarray) -> float | None:
+    """Where a log axis over ``positive`` values (pairs) puts predictions <= 0: half its smallest value (None when
+    there is no positive pair: the axes stay linear and they are drawn at 0)."""
+    if not positive.size:
+        return None
+    return float(positive.min()) / 2.0

@@ -32,3 +32,31 @@ def test_a_path_without_suffix_is_written_and_returned_as_png(tmp_path):
     path = plots.plot_predicted_floors({"paper": table([0.5, 0.1, 0.0])}, tmp_path / "floors")
     assert path == tmp_path / "floors.png"
     assert path.read_bytes()[:8] == PNG
+
+
+def test_held_out_predictions_at_or_below_zero_are_marked_at_the_axis_bottom(tmp_path, monkeypatch):
+    drawn = {}
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.setdefault("figure", figure))
+    predictions = pd.DataFrame({
+        "predictor": ["soft", "soft", "soft", "soft", "power"],
+        "observed": [0.5, 0.2, 0.05, 0.03, 0.2],
+        "predicted": [0.45, 0.25, 0.0, -0.01, 0.1],  # the soft floor's widest points: 0, and a calibration below 0
+    })
+    plots.plot_held_out(predictions, tmp_path / "held_out.png")
+    axis = drawn["figure"].axes[0]
+    markers = [line for line in axis.lines if line.get_marker() == "v" and len(line.get_xdata())]
+    assert len(markers) == 1
+    np.testing.assert_array_equal(markers[0].get_xdata(), [0.05, 0.03])  # both kept, at their measured floors
+    bottom = axis.get_ylim()[0]
+    assert bottom > 0 and np.allclose(markers[0].get_ydata(), bottom)
+    labels = axis.get_legend_handles_labels()[1]
+    assert "predicted <= 0 (2), drawn at the axis bottom" in labels
+
+
+def test_held_out_plot_without_zero_predictions_adds_no_marker(tmp_path, monkeypatch):
+    drawn = {}
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.setdefault("figure", figure))
+    predictions = pd.DataFrame({"predictor": ["a", "a"], "observed": [0.5, 0.2], "predicted": [0.4, 0.3]})
+    plots.plot_held_out(predictions, tmp_path / "held_out.png")
+    labels = drawn["figure"].axes[0].get_legend_handles_labels()[1]
+    assert labels == ["a", "identity"]
