@@ -36,6 +36,9 @@ class FeatureStats:
         d_in: the teacher's hidden size at that hook.
         alive_threshold: the firing frequency above which a latent counted as alive.
         metadata: free-form provenance (SAE repo, dataset, ...), stored as json.
+        latents: the SAE latent index of each contribution (same order), when measured from an SAE: which latents
+            a width-d_S student drops (what :func:`hf_geokd.sae.measure_ablation_floors` removes). None when the
+            features are not SAE latents or were measured by an earlier version.
     """
 
     n_features: int
@@ -47,6 +50,7 @@ class FeatureStats:
     d_in: int | None = None
     alive_threshold: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    latents: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.n_features = check_positive_int(self.n_features, "n_features")
@@ -56,7 +60,15 @@ class FeatureStats:
                 f"contributions has {values.size} values but n_features is {self.n_features}: "
                 "pass one per alive feature."
             )
-        self.contributions = torch.from_numpy(np.sort(values)[::-1].copy())
+        order = np.argsort(-values, kind="stable")
+        self.contributions = torch.from_numpy(values[order].copy())
+        if self.latents is not None:
+            latents = torch.as_tensor(self.latents).reshape(-1)
+            if latents.numel() != self.n_features or latents.is_floating_point() or latents.unique().numel() != (
+                    latents.numel()) or (latents.numel() and int(latents.min()) < 0):
+                raise ValueError(f"latents must hold {self.n_features} distinct non-negative SAE latent indices, one "
+                                 f"per contribution, got {latents.numel()} values.")
+            self.latents = latents.long()[torch.from_numpy(order.copy())]
         if not (math.isfinite(self.l0) and 0.0 <= self.l0 <= self.n_features):
             raise ValueError(f"l0 must lie in [0, n_features={self.n_features}], got {self.l0!r}.")
         self.alpha = check_alpha(self.alpha)
@@ -93,12 +105,16 @@ class FeatureStats:
         """Everything but the per-feature vector, as json-ready values."""
         data = asdict(self)
         data.pop("contributions")
+        data.pop("latents")
         return data
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``feature_stats.safetensors`` (the spectrum) and ``feature_stats.json`` (the scalars)."""
-        return write_tensors_and_json(directory, {"contributions": self.contributions}, self.scalars(),
-                                      STATS_WEIGHTS_NAME, STATS_CONFIG_NAME)
+        """Write ``feature_stats.safetensors`` (the spectrum, and the latent indices when known) and
+        ``feature_stats.json`` (the scalars)."""
+        tensors = {"contributions": self.contributions}
+        if self.latents is not None:
+            tensors["latents"] = self.latents
+        return write_tensors_and_json(directory, tensors, self.scalars(), STATS_WEIGHTS_NAME, STATS_CONFIG_NAME)
 
     @classmethod
     def load(cls, directory: str | Path) -> FeatureStats:
@@ -109,7 +125,8 @@ class FeatureStats:
         tensors = read_safetensors(weights)
         if "contributions" not in tensors:
             raise ValueError(f"{weights} holds no 'contributions' tensor (found: {sorted(tensors)}).")
-        kwargs = known_fields(cls, {**read_json(config), "contributions": tensors["contributions"]}, config)
+        kwargs = known_fields(cls, {**read_json(config), "contributions": tensors["contributions"],
+                                    "latents": tensors.get("latents")}, config)
         try:
             return cls(**kwargs)
         except ValueError as error:

@@ -259,6 +259,7 @@ def measure_feature_stats(
         n_alive,
         l0,
         energy[alive].cpu(),
+        latents=alive.nonzero().flatten().cpu(),
         n_tokens=seen,
         hook_name=hook_name,
         d_in=d_in,

@@ -49,6 +49,7 @@ def stats_from_sparsity(sae, log_sparsity: torch.Tensor, alive_threshold: float 
         n_alive,
         float(frequency[alive].sum()),
         (frequency * scale)[alive],
+        latents=alive.nonzero().flatten(),
         hook_name=sae_hook_name(sae),
         d_in=sae.cfg.d_in,
         alive_threshold=alive_threshold,

@@ -15,7 +15,7 @@ ALLOWED = {
     "core": set(),
     "data": set(),
     "reporting": set(),
-    "sae": {"data", "reporting"},
+    "sae": {"data", "reporting", "distill"},
     "distill": {"data"},
     "probing": {"data"},
     "toy": {"reporting"},
