@@ -1,5 +1,6 @@
 # make demo: install into .venv and run the embedded end-to-end demo (offline, CPU).
-# make test: install into .venv, lint with ruff, and run the whole test suite (pytest -m "not slow": the fast loop).
+# make test: install into .venv, lint with ruff, build the docs strictly, and run the whole test suite (pytest -m "not slow": the fast loop).
+# make docs: build the documentation site into site/; make cards: re-render model_cards/ from the templates.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 OUT ?= outputs/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test docs cards bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +26,17 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 	$(BIN)/python -m pytest tests
+
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+cards: install
+	$(BIN)/python model_cards/render.py
 
 bench: install
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) outputs
+	rm -rf $(VENV) outputs site
