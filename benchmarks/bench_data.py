@@ -46,7 +46,7 @@ def documents(corpus: str, n_tokens: int) -> list[str]:
     if corpus == "wiki":
         import os
 
-        from hf_geokd.apps.corpus import gensim_wheel, wiki_articles
+        from hf_geokd.data.corpora import gensim_wheel, wiki_articles
 
         paragraphs = [p for article in wiki_articles(gensim_wheel(os.environ.get("GEOKD_CACHE_DIR", ".cache")))
                       for p in article.split("\n")]

@@ -43,7 +43,7 @@ def main() -> None:
 
         concepts = paper_concepts(args.per_class)
     elif args.concepts == "offline":
-        from hf_geokd.apps.corpus import gensim_wheel, wiki_articles
+        from hf_geokd.data.corpora import gensim_wheel, wiki_articles
 
         concepts = offline_concepts(wiki_articles(gensim_wheel(args.cache_dir)), args.per_class)
     else:

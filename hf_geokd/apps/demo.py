@@ -25,6 +25,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ..calibration import fit_power_law, fit_two_component
 from ..data import blocks_dataset, causal_lm_collator, train_bpe_tokenizer
+from ..data.corpora import gensim_wheel, wiki_articles
 from ..distill import (
     DistillationConfig,
     MultiStudentDistillationTrainer,
@@ -52,7 +53,6 @@ from ..stats import FeatureStats
 from ..survival import FeatureSurvival, measure_feature_survival, write_survival_study
 from ..survival.result import SURVIVAL_CONFIG_NAME
 from ..validate import load_observations, score_predictors, write_validation_report
-from .corpus import gensim_wheel, wiki_articles
 
 
 @dataclass

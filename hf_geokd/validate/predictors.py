@@ -5,11 +5,16 @@ Each predictor maps training rows (measured floors it may use) and test rows (fl
 
 - ``nothing``: a zero-shot formula (Eq. 2 under one capacity kind; the soft floor with a shape fitted elsewhere).
   Only meaningful where floors are in Eq. 2's units.
-- ``same_config``: parameters fitted on the calibration widths of the same teacher (Eq. 2 + Eq. 3's C and B; the soft
-  floor + Eq. 3; Eq. 2 with g_eff measured by feature survival on the calibration students + Eq. 3; the power law
-  a d^-gamma + c; the parameter law E + A N^-a). With two calibration widths the three-parameter laws drop their
-  constant (a d^-gamma, A N^-a): two points fix two parameters; a three-parameter fit that leaves the physical range
-  (c < 0 or a < 0) is replaced by the best c = 0 law.
+- ``nothing`` in loss units: the ablation floor (nats measured on the teacher with the latents a width-d_S student
+  cannot carry removed at its SAE's hook: :func:`hf_geokd.sae.measure_ablation_floors`), when the observations
+  carry it (an ``ablation`` column).
+- ``same_config``: parameters fitted on the calibration widths of the same teacher (Eq. 2 + Eq. 3's C and B, with
+  Eq. 2's floor() cut or its continuous rank; the ablation floor + Eq. 3; the soft floor + Eq. 3; Eq. 2 with g_eff
+  measured by feature survival on the calibration students + Eq. 3) and the curves a sceptic fits to the same
+  students without any theory: the power law a d^-gamma + c, the parameter law E + A N^-a, the exponential
+  a e^(-b d) + c, the inverse width a / d + c and the log-linear a - b ln d. With two calibration widths the
+  three-parameter curves drop their constant (two points fix two parameters); a three-parameter fit that leaves the
+  physical range (a negative floor or amplitude) is replaced by its two-parameter form.
 - ``other_configs``: parameters shared across teachers, fitted on the other configurations (the soft floor's four
   parameters; g_eff = a g^b fitted to kept-feature counts) and applied zero-shot to the held-out one.
 """
@@ -47,14 +52,15 @@ class Predictor:
         raise NotImplementedError
 
 
-def geometric_floor(observations: Observations, rows: pd.DataFrame, kind: CapacityKind) -> np.ndarray:
+def geometric_floor(observations: Observations, rows: pd.DataFrame, kind: CapacityKind,
+                    kept_rule: str = "floor") -> np.ndarray:
     """Eq. 2 at each row, as a share of the teacher's feature energy (loss units) or raw (energy units)."""
     values = []
     with quiet_capacity_warnings():
         for config, width in zip(rows["config"], rows["width"]):
             stats = observations.stats[config]
             values.append(predicted_floor(stats.contributions, int(width), stats.alpha, kind,
-                                          normalize=observations.units == "loss"))
+                                          normalize=observations.units == "loss", kept_rule=kept_rule))
     return np.array(values)
 
 
@@ -78,18 +84,39 @@ def _affine(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.
 
 
 class Geometric(Predictor):
-    """Eq. 2 zero-shot (``calibrated=False``) or followed by Eq. 3 fitted on the calibration widths."""
+    """Eq. 2 zero-shot (``calibrated=False``) or followed by Eq. 3 fitted on the calibration widths; ``kept_rule``
+    ``continuous`` cuts the spectrum at the real-valued rank d_S g instead of floor(d_S g)."""
 
-    def __init__(self, kind: CapacityKind, calibrated: bool) -> None:
-        name = f"Eq. 2 ({kind_name(kind)})" + (" + Eq. 3" if calibrated else "")
+    def __init__(self, kind: CapacityKind, calibrated: bool, kept_rule: str = "floor") -> None:
+        rule = "" if kept_rule == "floor" else f", {kept_rule}"
+        name = f"Eq. 2 ({kind_name(kind)}{rule})" + (" + Eq. 3" if calibrated else "")
         super().__init__(name, "same_config" if calibrated else "nothing", 2 if calibrated else 0)
-        self.kind, self.calibrated = kind, calibrated
+        self.kind, self.calibrated, self.kept_rule = kind, calibrated, kept_rule
 
     def predict(self, observations, train, test):
-        predicted = geometric_floor(observations, test, self.kind)
+        predicted = geometric_floor(observations, test, self.kind, self.kept_rule)
         if not self.calibrated:
             return predicted
-        return _affine(geometric_floor(observations, train, self.kind), train["observed"].to_numpy(), predicted)
+        return _affine(geometric_floor(observations, train, self.kind, self.kept_rule), train["observed"].to_numpy(),
+                       predicted)
+
+
+class AblationFloor(Predictor):
+    """The ablation floor (nats, no student): zero-shot, or as Eq. 3's L* with C and B fitted on the calibration
+    widths. Needs the observations' ``ablation`` column (measured at every width)."""
+
+    def __init__(self, calibrated: bool) -> None:
+        name = "ablation floor" + (" + Eq. 3" if calibrated else " (no student)")
+        super().__init__(name, "same_config" if calibrated else "nothing", 2 if calibrated else 0)
+        self.calibrated = calibrated
+
+    def predict(self, observations, train, test):
+        if test["ablation"].isna().any() or (self.calibrated and train["ablation"].isna().any()):
+            raise ValueError("the ablation floor was not measured at every width.")
+        predicted = test["ablation"].to_numpy(float)
+        if not self.calibrated:
+            return predicted
+        return _affine(train["ablation"].to_numpy(float), train["observed"].to_numpy(), predicted)
 
 
 class SoftFloorGiven(Predictor):
@@ -191,6 +218,70 @@ class ParameterLaw(Predictor):
                           test["parameters"].to_numpy(float))
 
 
+class ExponentialBaseline(Predictor):
+    """a e^(-b d) + c through three or more calibration widths, a e^(-b d) through two: a floor that collapses
+    near some width, which a power law cannot represent."""
+
+    def __init__(self) -> None:
+        super().__init__("exponential a e^(-b d) (+ c)", "same_config", 2)
+
+    def predict(self, observations, train, test):
+        return _exponential(train["width"].to_numpy(float), train["observed"].to_numpy(), test["width"].to_numpy(float))
+
+
+class InverseWidthBaseline(Predictor):
+    """a / d + c (two parameters at any number of calibration widths; least squares, exact through two)."""
+
+    def __init__(self) -> None:
+        super().__init__("inverse width a / d + c", "same_config", 2)
+
+    def predict(self, observations, train, test):
+        x = train["width"].to_numpy(float)
+        if np.unique(x).size < 2:
+            raise ValueError("a / d + c needs two distinct calibration widths.")
+        a, c = np.polyfit(1.0 / x, train["observed"].to_numpy(float), 1)
+        return a / test["width"].to_numpy(float) + c
+
+
+class LogLinearBaseline(Predictor):
+    """a - b ln d (two parameters; least squares, exact through two), at least 0: a floor is never negative."""
+
+    def __init__(self) -> None:
+        super().__init__("log-linear a - b ln d", "same_config", 2)
+
+    def predict(self, observations, train, test):
+        x = train["width"].to_numpy(float)
+        if np.unique(x).size < 2:
+            raise ValueError("a - b ln d needs two distinct calibration widths.")
+        slope, intercept = np.polyfit(np.log(x), train["observed"].to_numpy(float), 1)
+        return np.clip(intercept + slope * np.log(test["width"].to_numpy(float)), 0.0, None)
+
+
+SCEPTIC_BASELINES = ("power law a d^-gamma (+ c)", "parameter law A N^-a (+ E)", "exponential a e^(-b d) (+ c)",
+                     "inverse width a / d + c", "log-linear a - b ln d")
+"""The names of the curves a sceptic fits to the same students without any theory: a theory predictor counts as
+better only when it beats the best of them on the same points."""
+
+
+def _exponential(x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """a e^(-b x) + c by least squares through three or more points (kept when a, c >= 0), else a e^(-b x) by a line
+    through (x, ln y)."""
+    from scipy.optimize import curve_fit  # Deferred: scipy loads only when a curve is fitted.
+
+    if np.unique(x).size < 2 or np.any(y <= 0):
+        raise ValueError("an exponential needs at least two distinct calibration points with positive floors.")
+    slope, intercept = np.polyfit(x, np.log(y), 1)
+    if np.unique(x).size >= 3:
+        try:
+            (a, b, c), _ = curve_fit(lambda d, a, b, c: a * np.exp(-b * d) + c, x, y,
+                                     p0=(float(np.exp(intercept)), float(-slope), 0.0), maxfev=20_000)
+            if a >= 0 and c >= 0 and np.isfinite([a, b, c]).all():
+                return a * np.exp(-b * x_test) + c
+        except RuntimeError:
+            pass  # no convergence: the two-parameter form below
+    return np.exp(intercept + slope * x_test)
+
+
 def _decay_law(x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> np.ndarray:
     """a x^-gamma + c through three or more points, a x^-gamma through two; kept physical: a fit with a negative
     floor c or amplitude a is replaced by the best c = 0 law (log-space least squares), never extrapolated."""
@@ -205,11 +296,14 @@ def _decay_law(x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> np.ndarray:
 
 
 def default_predictors(observations: Observations, soft_fit: SoftFloorFit | None, soft_label: str) -> list[Predictor]:
-    """Every predictor that applies to these observations, the paper's kinds first."""
+    """Every predictor that applies to these observations, the paper's kinds first, the sceptic's curves last."""
     predictors: list[Predictor] = []
     if observations.units == "energy":
         predictors += [Geometric(kind, calibrated=False) for kind in CAPACITY_KINDS]
     predictors += [Geometric(kind, calibrated=True) for kind in ("paper", "dt_signed")]
+    predictors.append(Geometric("dt_signed", calibrated=True, kept_rule="continuous"))
+    if "ablation" in observations.table and observations.table["ablation"].notna().all():
+        predictors += [AblationFloor(calibrated=False), AblationFloor(calibrated=True)]
     if soft_fit is not None:
         if observations.units == "energy":
             predictors.append(SoftFloorGiven(soft_fit, soft_label, calibrated=False))
@@ -220,6 +314,7 @@ def default_predictors(observations: Observations, soft_fit: SoftFloorFit | None
             predictors.append(EffectiveCapacity())
     if "k_star" in observations.table and observations.table["k_star"].notna().all():
         predictors.append(MeasuredSurvival())
-    predictors += [PowerLawBaseline(), ParameterLaw()]
+    predictors += [PowerLawBaseline(), ParameterLaw(), ExponentialBaseline(), InverseWidthBaseline(),
+                   LogLinearBaseline()]
     return predictors
 

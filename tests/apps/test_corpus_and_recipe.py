@@ -1,6 +1,6 @@
 import pytest
 
-from hf_geokd.apps.corpus import clean_wikitext
+from hf_geokd.data.corpora import clean_wikitext
 from hf_geokd.apps.recipe import accumulation_for_global_batch, parse_recipe_args, yaml_to_argv
 
 
