@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 H100_TOKENS_PER_SECOND = 32 * 512 / 0.1128  # README: Pythia-410M -> width-128 distillation step on an H100
@@ -130,65 +131,104 @@ def bench_data(args) -> None:
           f"{H100_TOKENS_PER_SECOND:,.0f} tokens/s a Pythia-410M distillation step consumes on one H100")
 
 
-def bench_sae(args) -> None:
+def sae_shape(teacher: str) -> tuple:
+    """(teacher config, hooks, SAE expansion factor, context) of ``--teacher tiny`` or ``--teacher 410m``."""
+    from hf_geokd.distill import pythia_config, pythia_like_config
+
+    if teacher == "410m":
+        return pythia_config("410m"), ["gpt_neox.layers.8", "gpt_neox.layers.12", "gpt_neox.layers.16"], 32, 1024
+    return (pythia_like_config(4_096, hidden_size=128, num_hidden_layers=4),
+            ["gpt_neox.layers.1", "gpt_neox.layers.2", "gpt_neox.layers.3"], 8, 128)
+
+
+@dataclass
+class SaeTimes:
+    """Every run's wall and process CPU seconds, by label (``alone <hook>`` for each hook, ``together``), in run
+    order, and (F, S) of the module docstring for this shape."""
+
+    hooks: list[str]
+    expansion: int
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+    forward_flops: float
+    sae_flops: float
+
+    def median(self, label: str, cpu: bool = False) -> float:
+        return statistics.median((self.cpu if cpu else self.wall)[label])
+
+
+def sae_times(shape: tuple, device: str, tokens: int, architecture: str, repeats: int,
+              sae_kwargs: dict | None = None) -> SaeTimes:
+    """``train_sae`` on each hook alone and on the three together, ``repeats`` times interleaved, after a warm-up, on
+    ``tokens`` random tokens through a randomly initialised teacher of ``shape`` (as :func:`sae_shape` returns)."""
     import torch
     from datasets import Dataset
     from transformers import GPTNeoXForCausalLM
 
-    from hf_geokd.distill import pythia_config, pythia_like_config
     from hf_geokd.sae import train_sae
 
     torch.manual_seed(0)
-    if args.teacher == "410m":
-        config, hooks, expansion, context = pythia_config("410m"), ["gpt_neox.layers.8", "gpt_neox.layers.12",
-                                                                     "gpt_neox.layers.16"], 32, 1024
-    else:
-        config, hooks, expansion, context = (pythia_like_config(4_096, hidden_size=128, num_hidden_layers=4),
-                                             ["gpt_neox.layers.1", "gpt_neox.layers.2", "gpt_neox.layers.3"], 8, 128)
-    teacher = GPTNeoXForCausalLM(config).to(args.device).eval()
-    n_blocks = args.sae_tokens // context
+    config, hooks, expansion, context = shape
+    teacher = GPTNeoXForCausalLM(config).to(device).eval()
+    n_blocks = tokens // context
     generator = torch.Generator().manual_seed(1)
     blocks = Dataset.from_dict({"input_ids": torch.randint(1, config.vocab_size, (n_blocks + 64, context),
                                                            generator=generator).tolist()})
-    settings = dict(expansion_factor=expansion, training_tokens=args.sae_tokens, train_batch_size_tokens=4_096,
+    settings = dict(expansion_factor=expansion, training_tokens=tokens, train_batch_size_tokens=4_096,
                     measure_tokens=8 * context, measure_dataset=blocks.select(range(n_blocks, n_blocks + 64)),
-                    device=args.device)
-    if args.sae_architecture == "topk":
+                    device=device, sae_kwargs=sae_kwargs)
+    if architecture == "topk":
         settings.update(architecture="topk", k=16)
     runs = [(f"alone {hook}", [hook]) for hook in hooks] + [("together", hooks)]
+    timings: dict[str, list[float]] = {label: [] for label, _ in runs}
+    cpu: dict[str, list[float]] = {label: [] for label, _ in runs}
     with tempfile.TemporaryDirectory() as tmp:
         train_sae(teacher, blocks.select(range(n_blocks)), hooks[:1], Path(tmp) / "warm-up",
                   **{**settings, "training_tokens": 4_096 * 2})
-        timings: dict[str, list[float]] = {label: [] for label, _ in runs}
-        cpu: dict[str, list[float]] = {label: [] for label, _ in runs}
-        for repeat in range(args.repeats):
+        for repeat in range(repeats):
             for label, hook_names in runs:
                 start, start_cpu = time.perf_counter(), time.process_time()
                 train_sae(teacher, blocks.select(range(n_blocks)), hook_names, Path(tmp) / f"{label}-{repeat}",
                           **settings)
-                if args.device.startswith("cuda"):
+                if device.startswith("cuda"):
                     torch.cuda.synchronize()
                 timings[label].append(time.perf_counter() - start)
                 cpu[label].append(time.process_time() - start_cpu)
-    wall = {label: statistics.median(values) for label, values in timings.items()}
-    process = {label: statistics.median(values) for label, values in cpu.items()}
+    forward, sae = forward_and_sae_flops(config, int(hooks[-1].rsplit(".", 1)[1]) + 1, context, expansion)
+    return SaeTimes(hooks, expansion, timings, cpu, forward, sae)
+
+
+def bench_sae(args) -> None:
+    times = sae_times(sae_shape(args.teacher), args.device, args.sae_tokens, args.sae_architecture, args.repeats)
+    hooks, wall = times.hooks, {label: times.median(label) for label in times.wall}
+    process = {label: times.median(label, cpu=True) for label in times.cpu}
     separate, one = sum(wall[f"alone {hook}"] for hook in hooks), wall[f"alone {hooks[-1]}"]
-    print(f"SAEs ({args.teacher} teacher, {args.sae_architecture}, {args.sae_tokens:,} tokens, {expansion}x, "
+    print(f"SAEs ({args.teacher} teacher, {args.sae_architecture}, {args.sae_tokens:,} tokens, {times.expansion}x, "
           f"{args.device}, median of {args.repeats}): "
           + ", ".join(f"{hook} alone {wall[f'alone {hook}']:.1f} s" for hook in hooks)
           + f"; all three from one pass {wall['together']:.1f} s")
     print("  every run (s): " + "; ".join(f"{label} " + ", ".join(f"{v:.1f}" for v in values)
-                                          for label, values in timings.items()))
-    forward, sae = forward_and_sae_flops(config, int(hooks[-1].rsplit(".", 1)[1]) + 1, context, expansion)
+                                          for label, values in times.wall.items()))
+    forward, sae = times.forward_flops, times.sae_flops
     print(f"three hooks from one pass: {wall['together'] / one:.2f}x one hook ({hooks[-1]}, the deepest; goal "
           f"<= 1.4x), {wall['together'] / separate:.2f}x three separate runs (their sum: {separate / one:.2f}x "
           "one hook)")
-    print(f"arithmetic floor of that ratio: (F + 3 S) / (F + S) = {(forward + 3 * sae) / (forward + sae):.2f}x, with "
+    print(f"arithmetic floor of that ratio: (F + 3 S) / (F + S) = {arithmetic_floor(forward, sae):.2f}x, with "
           f"F = {forward / 1e6:.2f} MFLOP/token (teacher forward to the deepest hook) and S = {sae / 1e6:.2f} "
           "MFLOP/token (one SAE's training step)")
     print(f"process CPU time (less sensitive to other jobs on a shared machine): three hooks "
           f"{process['together'] / process[f'alone {hooks[-1]}']:.2f}x one hook, "
           f"{process['together'] / sum(process[f'alone {hook}'] for hook in hooks):.2f}x three separate runs")
+
+
+def arithmetic_floor(forward: float, sae: float) -> float:
+    """(F + 3 S) / (F + S): the least cost of three SAEs from one pass relative to one, at equal FLOP rates."""
+    return (forward + 3 * sae) / (forward + sae)
+
+
+# A top-k SAE decoding through a sparse product: only the encoder's forward and weight gradient stay dense, S ~ 4 d
+# d_sae of the dense step's 10 d d_sae (an estimate: the sparse products' own cost is left out).
+SPARSE_SAE_SHARE = 0.4
 
 
 def forward_and_sae_flops(config, blocks: int, context: int, expansion: int) -> tuple[float, float]:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import dataclass
 
 import torch
 from bench_distill import synchronize, timed  # the same timing as the KL benchmark (same folder)
-from transformers import GPTNeoXForCausalLM
+from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from hf_geokd.data import causal_lm_collator
 from hf_geokd.distill import (
@@ -41,16 +42,23 @@ PRESETS = {
 }
 
 
-def make_teacher(preset: dict) -> GPTNeoXForCausalLM:
-    torch.manual_seed(0)
+def teacher_config(preset: dict) -> GPTNeoXConfig:
+    """The teacher's config: Pythia-410M when the preset is 1024 wide, else a Pythia-shaped config of its sizes."""
     if preset["hidden"] == 1024:
-        return GPTNeoXForCausalLM(pythia_config("pythia-410m"))
-    return GPTNeoXForCausalLM(pythia_like_config(preset["vocab"], preset["hidden"], preset["layers"], preset["heads"],
-                                                 max_position_embeddings=preset["seq"]))
+        return pythia_config("pythia-410m")
+    return pythia_like_config(preset["vocab"], preset["hidden"], preset["layers"], preset["heads"],
+                              max_position_embeddings=preset["seq"])
 
 
-def make_student(teacher: GPTNeoXForCausalLM, width: int, heads: int) -> GPTNeoXForCausalLM:
-    return build_student(teacher.config, width, seed=0, num_attention_heads=heads if width % heads == 0 else 1)
+def make_teacher(preset: dict) -> GPTNeoXForCausalLM:
+    """A randomly initialised teacher of the preset (seed 0)."""
+    torch.manual_seed(0)
+    return GPTNeoXForCausalLM(teacher_config(preset))
+
+
+def make_student(config: GPTNeoXConfig, width: int, heads: int) -> GPTNeoXForCausalLM:
+    """A width-``width`` student of the teacher ``config`` (seed 0), with ``heads`` heads where they divide it."""
+    return build_student(config, width, seed=0, num_attention_heads=heads if width % heads == 0 else 1)
 
 
 def arguments(device: torch.device, steps: int, batch: int, bf16: bool, **extra) -> DistillationConfig:
@@ -68,23 +76,29 @@ def timed_train(trainer) -> float:
     return time.perf_counter() - start
 
 
-def sweep_benchmark(device: torch.device, preset: dict, steps: int, bf16: bool) -> None:
+def sweep_times(device: torch.device, preset: dict, steps: int, bf16: bool) -> tuple[dict[int, float], float]:
+    """Seconds of ``steps`` training steps of every width of the preset run alone (a fresh teacher each), and of all
+    widths in one ``MultiStudentDistillationTrainer`` run, on the same random tokens."""
     generator = torch.Generator().manual_seed(0)
     rows = [{"input_ids": torch.randint(1, preset["vocab"], (preset["seq"],), generator=generator).tolist()}
             for _ in range(preset["batch"] * steps)]
     common = dict(train_dataset=rows, data_collator=causal_lm_collator)
+    config = teacher_config(preset)
     separate = {}
     for width in preset["widths"]:
-        trainer = DistillationTrainer(model=make_student(make_teacher(preset), width, preset["heads"]),
+        trainer = DistillationTrainer(model=make_student(config, width, preset["heads"]),
                                       teacher_model=make_teacher(preset),
                                       args=arguments(device, steps, preset["batch"], bf16), **common)
         separate[width] = timed_train(trainer)
         del trainer
-    teacher = make_teacher(preset)
-    students = [make_student(teacher, width, preset["heads"]) for width in preset["widths"]]
-    trainer = MultiStudentDistillationTrainer(model=students, teacher_model=teacher,
+    students = [make_student(config, width, preset["heads"]) for width in preset["widths"]]
+    trainer = MultiStudentDistillationTrainer(model=students, teacher_model=make_teacher(preset),
                                               args=arguments(device, steps, preset["batch"], bf16), **common)
-    together = timed_train(trainer)
+    return separate, timed_train(trainer)
+
+
+def sweep_benchmark(device: torch.device, preset: dict, steps: int, bf16: bool) -> None:
+    separate, together = sweep_times(device, preset, steps, bf16)
     total = sum(separate.values())
     print(f"\nWidth sweep {list(preset['widths'])}, teacher {preset['hidden']} x {preset['layers']} layers, vocab "
           f"{preset['vocab']}, {preset['batch']} x {preset['seq']} tokens, {steps} steps each, on {device}"
@@ -96,10 +110,24 @@ def sweep_benchmark(device: torch.device, preset: dict, steps: int, bf16: bool) 
     print(f"  ratio one run / separate: {together / total:.3f}   (goal <= 0.75)")
 
 
-def step_benchmark(device: torch.device, preset: dict, repeats: int, bf16: bool) -> None:
-    width = preset["widths"][0] if preset["hidden"] == 1024 else preset["widths"][-1]
-    teacher = make_teacher(preset)
-    student = make_student(teacher, width, preset["heads"])
+@dataclass
+class StepTimes:
+    """Median seconds of one training step of each kind, all measured in one process, and the distillation losses
+    on the timed batch (``liger`` and its loss are None where the Liger backend cannot run: ``liger_skipped`` says
+    why)."""
+
+    ce: float
+    chunked: float
+    chunked_loss: float
+    liger: float | None = None
+    liger_loss: float | None = None
+    liger_skipped: str | None = None
+
+
+def step_times(device: torch.device, teacher: GPTNeoXForCausalLM, student: GPTNeoXForCausalLM, preset: dict,
+               repeats: int, bf16: bool, liger: bool = True) -> StepTimes:
+    """``compute_loss`` + backward (chunked loss, and Liger's when ``liger`` and it can run) against the student's
+    own CE loss + backward plus a teacher forward, on ``preset["batch"] x preset["seq"]`` random tokens."""
     args = arguments(device, 1, preset["batch"], bf16)
     trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args)
     student.train()
@@ -115,35 +143,41 @@ def step_benchmark(device: torch.device, preset: dict, repeats: int, bf16: bool)
             loss = student(**inputs).loss
         loss.backward()
 
-    def distil_step():
+    def distil_step(distillation_trainer: DistillationTrainer):
         student.zero_grad(set_to_none=True)
         with autocast:
-            loss = trainer.compute_loss(student, inputs)
+            loss = distillation_trainer.compute_loss(student, inputs)
         loss.backward()
 
-    ce, distil = timed(device, ce_step, repeats), timed(device, distil_step, repeats)
+    def loss_of(distillation_trainer: DistillationTrainer) -> float:
+        with torch.no_grad(), autocast:
+            return distillation_trainer.compute_loss(student, inputs).item()
+
+    ce, chunked = timed(device, ce_step, repeats), timed(device, lambda: distil_step(trainer), repeats)
+    times = StepTimes(ce=ce, chunked=chunked, chunked_loss=loss_of(trainer))
+    times.liger_skipped = liger_unavailable(device) if liger else "not asked for"
+    if times.liger_skipped is None:
+        liger_trainer = DistillationTrainer(model=student, teacher_model=teacher,
+                                            args=arguments(device, 1, preset["batch"], bf16, loss_backend="liger"))
+        times.liger_loss = loss_of(liger_trainer)
+        times.liger = timed(device, lambda: distil_step(liger_trainer), repeats)
+    return times
+
+
+def step_benchmark(device: torch.device, preset: dict, repeats: int, bf16: bool) -> None:
+    width = preset["widths"][0] if preset["hidden"] == 1024 else preset["widths"][-1]
+    teacher = make_teacher(preset)
+    times = step_times(device, teacher, make_student(teacher.config, width, preset["heads"]), preset, repeats, bf16)
     print(f"\nTraining step, teacher {preset['hidden']} x {preset['layers']} layers -> width {width}, vocab "
           f"{preset['vocab']}, {preset['batch']} x {preset['seq']} tokens, on {device}{', bf16' if bf16 else ''}:")
-    print(f"  CE step + teacher forward:     {ce:8.4f} s")
-    print(f"  distillation step (fused KL):  {distil:8.4f} s   ratio {distil / ce:.3f}   (goal <= 1.1)")
-    reason = liger_unavailable(device)
-    if reason is not None:
-        print(f"  loss_backend='liger': skipped ({reason})")
+    print(f"  CE step + teacher forward:     {times.ce:8.4f} s")
+    print(f"  distillation step (fused KL):  {times.chunked:8.4f} s   ratio {times.chunked / times.ce:.3f}   "
+          "(goal <= 1.1)")
+    if times.liger is None:
+        print(f"  loss_backend='liger': skipped ({times.liger_skipped})")
         return
-    liger_trainer = DistillationTrainer(model=student, teacher_model=teacher,
-                                        args=arguments(device, 1, preset["batch"], bf16, loss_backend="liger"))
-
-    def liger_step():
-        student.zero_grad(set_to_none=True)
-        with autocast:
-            loss = liger_trainer.compute_loss(student, inputs)
-        loss.backward()
-
-    with torch.no_grad(), autocast:
-        ours, theirs = trainer.compute_loss(student, inputs), liger_trainer.compute_loss(student, inputs)
-    seconds = timed(device, liger_step, repeats)
-    print(f"  loss_backend='liger' step:     {seconds:8.4f} s   ratio {seconds / ce:.3f}   loss {theirs.item():.6f} "
-          f"vs chunked {ours.item():.6f}")
+    print(f"  loss_backend='liger' step:     {times.liger:8.4f} s   ratio {times.liger / times.ce:.3f}   loss "
+          f"{times.liger_loss:.6f} vs chunked {times.chunked_loss:.6f}")
 
 
 def main() -> None:

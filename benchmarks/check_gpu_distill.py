@@ -26,7 +26,8 @@ def collate(rows):
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": input_ids.clone()}
 
 
-def main() -> None:
+def fused_loss_errors() -> None:
+    """Print the fused loss's and its gradients' relative errors against the full-logit reference on CUDA, fp32."""
     device = torch.device("cuda")
     torch.manual_seed(0)
     vocab = 50304
@@ -48,6 +49,11 @@ def main() -> None:
             f"grad rel err {max(errors):.2e}"
         )
 
+
+def bf16_training(vocab: int = 50304, steps: int = 40, compile_core: bool = True) -> tuple[torch.dtype, list, float]:
+    """A short ``DistillationTrainer`` run (2-layer width-256 teacher, width-64 student, 8 x 256 tokens per step)
+    with a bfloat16 teacher and bf16 mixed precision, evaluated every ``steps // 4`` steps: (the teacher's dtype,
+    [(step, eval KL)], the floor). On the GPU when there is one, else on the CPU."""
     teacher = GPTNeoXForCausalLM(
         pythia_like_config(
             vocab, hidden_size=256, num_hidden_layers=2, num_attention_heads=8, max_position_embeddings=256
@@ -58,17 +64,18 @@ def main() -> None:
     floor = LossFloorCallback()
     args = DistillationConfig(
         output_dir=tempfile.mkdtemp(),
-        max_steps=40,
+        use_cpu=not torch.cuda.is_available(),
+        max_steps=steps,
         per_device_train_batch_size=8,
         bf16=True,
         teacher_dtype="bfloat16",
         learning_rate=3e-3,
         eval_strategy="steps",
-        eval_steps=10,
-        logging_steps=10,
+        eval_steps=max(1, steps // 4),
+        logging_steps=max(1, steps // 4),
         save_strategy="no",
         report_to=[],
-        kl_compile=True,
+        kl_compile=compile_core,
     )
     trainer = DistillationTrainer(
         model=student,
@@ -81,9 +88,13 @@ def main() -> None:
     )
     trainer.train()
     history = [(entry["step"], round(entry["eval_kl"], 4)) for entry in trainer.state.log_history if "eval_kl" in entry]
-    print(
-        "teacher dtype", next(trainer.teacher.parameters()).dtype, "| eval kl by step", history, "| floor", floor.floor
-    )
+    return next(trainer.teacher.parameters()).dtype, history, floor.floor
+
+
+def main() -> None:
+    fused_loss_errors()
+    dtype, history, floor = bf16_training()
+    print("teacher dtype", dtype, "| eval kl by step", history, "| floor", floor)
 
 
 if __name__ == "__main__":
