@@ -52,13 +52,14 @@ def survival_config(config: FeatureSurvivalConfig | None, keywords: dict[str, An
     if config is not None:
         raise TypeError(f"pass the settings in config= or as keywords ({', '.join(keywords)}), not both: "
                         "dataclasses.replace(config, ...) changes some of them.")
-    warnings.warn(f"measure_feature_survival's setting keywords ({', '.join(keywords)}) are deprecated and will be "
-                  f"removed: pass config=FeatureSurvivalConfig({', '.join(f'{k}=...' for k in keywords)}) (and "
-                  "null_models=[...] for models as the random-init control).", FutureWarning, stacklevel=4)
     nulls = keywords.get("null_students")
-    if isinstance(nulls, (list, tuple)):  # the previous signature's null_students=[model, ...]
-        return FeatureSurvivalConfig(**{**keywords, "null_students": len(nulls)}), list(nulls)
-    return FeatureSurvivalConfig(**keywords), None
+    models = list(nulls) if isinstance(nulls, (list, tuple)) else None  # the previous null_students=[model, ...]
+    settings = {**keywords, "null_students": len(models)} if models is not None else keywords
+    new_call = f"config=FeatureSurvivalConfig({', '.join(f'{key}=...' for key in keywords)})"
+    warnings.warn(f"measure_feature_survival's setting keywords ({', '.join(keywords)}) are deprecated and will be "
+                  f"removed: pass {new_call}{', null_models=[...]' if models is not None else ''} instead.",
+                  FutureWarning, stacklevel=4)
+    return FeatureSurvivalConfig(**settings), models
 
 
 def _check_rows(dataset) -> None:

@@ -115,7 +115,7 @@ class FeatureSurvival:
     alpha: float
     n_train: int
     n_test: int
-    config: FeatureSurvivalConfig = field(default_factory=FeatureSurvivalConfig)
+    config: FeatureSurvivalConfig
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

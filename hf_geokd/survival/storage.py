@@ -92,8 +92,8 @@ def read_result(directory: str | Path, result_class: type) -> dict[str, Any]:
     vectors, r2 = _read_tensors(weights)
     _check_readers(scalars, r2, json_path, weights)
     config = scalars.pop("config") if "config" in scalars else _format_1_config(scalars, set(r2))
-    kwargs = known_fields(result_class, {**scalars, **vectors, "r2": r2}, json_path)
-    return {**kwargs, "config": _config(config, json_path)}
+    return known_fields(result_class, {**scalars, **vectors, "r2": r2, "config": _config(config, json_path)},
+                        json_path)
 
 
 def same_tensors(first: torch.Tensor, second: torch.Tensor) -> bool:
