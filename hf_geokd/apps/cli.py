@@ -182,24 +182,71 @@ def command_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+VALIDATE_FLAGS = {
+    "stats=": "--stats", "floor=": "--floor", "allow_rising=True": "--allow-rising",
+    "(allow_rising)": "(--allow-rising)", "soft_fit=None": "--no-shipped-soft-floor",
+    "soft_in_sample=True": "--in-sample-soft-floor",
+}
+
+
+def _validate_flags(error: Exception) -> Exception:
+    """``error`` with the validation library's Python keywords replaced by ``geokd validate``'s flags."""
+    message = str(error)
+    for keyword, flag in VALIDATE_FLAGS.items():
+        message = message.replace(keyword, flag)
+    return type(error)(message) if isinstance(error, (ValueError, OSError)) else error
+
+
+def _validate_out(args: argparse.Namespace) -> Path:
+    """Where `geokd validate` writes; refuses a folder that already holds a validation unless --overwrite."""
+    results = Path(args.results)
+    out = Path(args.out or (results / "validation" if results.is_dir() else results.with_suffix("")))
+    if (out / "scores.csv").is_file() and not args.overwrite:
+        raise ValueError(f"{out} already holds a validation (scores.csv): pass --out to write elsewhere, or "
+                         "--overwrite to replace it.")
+    return out
+
+
 def command_validate(args: argparse.Namespace) -> int:
     # Deferred: the harness loads evaluate, scipy and the toy model (see command_toy).
     from ..soft_floor import SHIPPED_SOFT_FLOOR
     from ..validate import load_observations, score_predictors, write_validation_report
+    from ..validate.harness import in_sample_configurations
+    from ..validate.protocols import protocol_problem
     from ..validate.report import protocol_tables
 
     check_folder_flag(args.out, "--out")
-    observations = load_observations(args.results, args.stats, args.floor)
+    out = _validate_out(args)  # before the work: a refusal costs nothing
+    try:
+        observations = load_observations(args.results, args.stats, args.floor, allow_rising=args.allow_rising)
+    except (ValueError, OSError) as error:
+        raise _validate_flags(error) from error
+    if args.protocols:
+        for protocol in args.protocols:  # asked for by name: each must have something to score
+            problem = protocol_problem(observations.table, protocol, observations.units,
+                                       shared_fits=observations.teacher_relative)
+            if problem:
+                raise ValueError(f"--protocols {protocol}: {problem}.")
     protocols = tuple(args.protocols) if args.protocols else tuple(
         p for p in PROTOCOLS if observations.units == "energy" or p not in ("zero-shot", "leave-configuration-out"))
     shipped = None if args.no_shipped_soft_floor else SHIPPED_SOFT_FLOOR
-    results = score_predictors(observations, protocols, soft_fit=shipped, soft_label="shipped shape")
-    out = Path(args.out or (Path(args.results) / "validation" if Path(args.results).is_dir()
-                            else Path(args.results).with_suffix("")))
-    if (out / "scores.csv").is_file() and not args.overwrite:
-        raise ValueError(f"{out} already holds a validation (scores.csv): pass --out to write elsewhere, or "
-                         "--overwrite to replace it.")
+    in_sample = in_sample_configurations(observations, shipped)
+    if in_sample and not args.in_sample_soft_floor:
+        shipped = None
+        observations.notes.append(
+            f"the soft floor shipped with hf-geokd is not scored: it was fitted on {len(in_sample)} of these "
+            "configurations (the paper's toy grid), so its scores here would be in-sample (--in-sample-soft-floor "
+            "scores it, labelled in-sample and ranked last)")
+    try:
+        results = score_predictors(observations, protocols, soft_fit=shipped, soft_label="shipped shape",
+                                   soft_in_sample=args.in_sample_soft_floor)
+    except ValueError as error:
+        raise _validate_flags(error) from error
     report = write_validation_report(results, out, args.title or f"Held-out floor predictions: {args.results}")
+    for note in (*observations.notes, *results.notes):
+        print(f"note: {note}")
+    for reason in results.skipped.values():
+        print(f"not scored: {reason}")
     for protocol, table in protocol_tables(results).items():
         print(f"\n{protocol}\n" + markdown_table(table[["predictor", "points", "median_accuracy_pct", "mare_pct",
                                                            "r2", "spearman_rho"]]))
@@ -246,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     toy = commands.add_parser("toy", help="the toy-model sweep of the paper's section 4 (resumes from --out)")
     toy.add_argument(
         "--preset", choices=("paper", "smoke", "confirm"), default="paper",
-        help="paper: 48 configurations x 20 seeds; confirm: an independent grid for held-out scoring"
+        help="paper: 48 configurations x 20 seeds; smoke: 8 configurations x 3 seeds, a few minutes on CPU (about 3 "
+             "on 2 busy cores), not seconds; confirm: an independent grid for held-out scoring"
     )
     toy.add_argument("--seeds", type=int, help="override the preset's number of seeds")
     toy.add_argument("--target", choices=("teacher", "truth"), help="distil from the teacher (default) or train on x")
@@ -267,15 +315,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="score floor predictors held out against measured floors")
     validate.add_argument("results", help="a `geokd toy` folder, a `geokd demo` folder, or a CSV of width,floor")
-    validate.add_argument("--stats", help="the teacher's FeatureStats or SAE folder (with a CSV)")
+    validate.add_argument("--stats", help="the teacher's FeatureStats or SAE folder (with a CSV only: toy and demo "
+                                          "folders read their own)")
     validate.add_argument("--protocols", nargs="+", choices=PROTOCOLS,
-                          help="protocols to score (default: every one that applies)")
-    validate.add_argument("--no-shipped-soft-floor", action="store_true",
-                          help="leave out the soft floor shipped with hf-geokd (it was fitted on the paper's toy grid:"
-                               " use this flag when validating on that grid)")
+                          help="protocols to score (default: every one that applies; one named here that has nothing "
+                               "to score is an error)")
+    shipped = validate.add_mutually_exclusive_group()
+    shipped.add_argument("--no-shipped-soft-floor", action="store_true",
+                         help="leave out the soft floor shipped with hf-geokd (by default it is scored held out, and "
+                              "left out on the paper's toy grid, which it was fitted on)")
+    shipped.add_argument("--in-sample-soft-floor", action="store_true",
+                         help="score the shipped soft floor on the paper's toy grid too, labelled in-sample and "
+                              "ranked after every held-out predictor")
     validate.add_argument("--floor", choices=["observed", "asymptote"], default="observed",
-                          help="a demo folder's student floors: the paper's tail mean (observed) or the fitted "
-                               "asymptote L_inf (for runs that have not converged)")
+                          help="a demo folder's student floors (demo folders only): the paper's tail mean (observed) "
+                               "or the fitted asymptote L_inf (for runs that have not converged)")
+    validate.add_argument("--allow-rising", action="store_true",
+                          help="score floors that rise with width (refused by default: every predictor assumes they "
+                               "fall; rising floors are unconverged or mislabelled runs)")
     validate.add_argument("--title", help="the report's title")
     validate.add_argument("--overwrite", action="store_true", help="replace a validation already in the folder")
     validate.add_argument("--out", help="folder for report.md, scores.csv, predictions.csv and plots "
