@@ -16,6 +16,7 @@ Both report R^2 = 1 - SS_res / SS_tot and percentile bootstrap intervals (resamp
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,25 @@ class PowerLawWarning(UserWarning):
 class CalibrationWarning(UserWarning):
     """An Eq. 3 fit whose intercept B is negative: C L* + B falls below 0 where L* < -B / C, and those calibrated
     floors are clipped at 0."""
+
+
+def check_bootstrap_settings(seed: int, confidence: float) -> None:
+    """Name a bootstrap seed that is not an integer >= 0, or a confidence outside (0, 1)."""
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a number in (0, 1) (the coverage of the bootstrap intervals, e.g. 0.95), "
+                         f"got {confidence!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
+
+
+def numbers_of(values, name: str) -> np.ndarray:
+    """``values`` as a float64 vector; a ValueError naming ``name`` when they are not numbers (a string, None)."""
+    if isinstance(values, (str, bytes)):
+        raise ValueError(f"{name} must be a sequence of numbers, got the string {values!r}.")
+    try:
+        return np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be a sequence of numbers (one per student), got {values!r}: {error}.") from error
 
 
 def r_squared(observed: np.ndarray, fitted: np.ndarray) -> float:
@@ -182,7 +202,9 @@ def fit_two_component(
             :class:`CalibrationWarning` (its predictions are clipped at 0: see :class:`TwoComponentFit`).
     """
     minimum = 1 if baseline is not None else 2
-    x, y = check_paired(predicted, observed, "predicted", "observed", minimum)
+    check_bootstrap_settings(seed, confidence)
+    x, y = check_paired(numbers_of(predicted, "predicted"), numbers_of(observed, "observed"), "predicted", "observed",
+                        minimum)
     if np.any(x < 0):
         raise ValueError("predicted floors must be >= 0 (they are sums of non-negative contributions).")
     if np.any(y < 0):
@@ -328,7 +350,8 @@ def fit_power_law(
     sits at an edge of its search range (the least-squares optimum lies outside it) or when the fitted floor c is
     negative: the numbers are then returned for inspection but do not describe a power-law decay to a floor.
     """
-    x, y = check_paired(widths, observed, "widths", "observed", 3)
+    check_bootstrap_settings(seed, confidence)
+    x, y = check_paired(numbers_of(widths, "widths"), numbers_of(observed, "observed"), "widths", "observed", 3)
     if np.any(x <= 0):
         raise ValueError("widths must all be positive for a power law in d_S.")
     if np.unique(x).size < 3:

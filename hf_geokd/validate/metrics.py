@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from ..calibration import check_bootstrap_settings, numbers_of
+
 BOOTSTRAP_SAMPLES = 1000
 
 
@@ -38,14 +40,18 @@ def point_metrics(predicted: np.ndarray, observed: np.ndarray) -> dict[str, floa
 
 def floor_accuracy(predicted, observed, seed: int = 0, confidence: float = 0.95) -> dict[str, float]:
     """Metrics of ``predicted`` against ``observed`` (> 0) plus bootstrap intervals of median accuracy and R^2."""
-    predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
-    observed = np.asarray(observed, dtype=np.float64).reshape(-1)
+    check_bootstrap_settings(seed, confidence)
+    predicted, observed = numbers_of(predicted, "predicted"), numbers_of(observed, "observed")
     if predicted.shape != observed.shape or predicted.size == 0:
         raise ValueError(f"predicted ({predicted.size}) and observed ({observed.size}) must be non-empty and paired.")
-    if not (np.all(np.isfinite(predicted)) and np.all(np.isfinite(observed))):
-        raise ValueError("predicted and observed floors must be finite.")
+    for values, name in ((predicted, "predicted"), (observed, "observed")):
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise ValueError(f"{name} floors must be finite, not at positions {bad[:5].tolist()} "
+                             f"({values[bad[:5]].tolist()}): drop the diverged or failed runs.")
     if np.any(observed <= 0):
-        raise ValueError("observed floors must be > 0: relative errors are undefined at 0.")
+        raise ValueError(f"observed floors must be > 0: relative errors are undefined at 0 (positions "
+                         f"{np.flatnonzero(observed <= 0)[:5].tolist()}).")
     result: dict[str, float] = {"points": int(observed.size), **point_metrics(predicted, observed)}
     rng = np.random.default_rng(seed)
     index = rng.integers(0, observed.size, (BOOTSTRAP_SAMPLES, observed.size))

@@ -120,3 +120,17 @@ def test_a_saved_calibration_with_a_non_positive_c_is_refused():
         TwoComponentFit.from_dict({**saved, "C": -1.08})
     with pytest.raises(ValueError, match="B must be a finite number"):
         TwoComponentFit.from_dict({**saved, "B": float("nan")})
+
+
+@pytest.mark.parametrize("fit, message", [
+    (lambda: fit_two_component(PREDICTED, OBSERVED, confidence=2), "confidence must be a number in \\(0, 1\\)"),
+    (lambda: fit_power_law(WIDTHS, OBSERVED, confidence=0), "confidence must be a number in \\(0, 1\\)"),
+    (lambda: fit_two_component(PREDICTED, OBSERVED, seed=-1), "seed must be an integer >= 0"),
+    (lambda: fit_two_component(["a", "b"], [1.0, 2.0]), "predicted must be a sequence of numbers"),
+    (lambda: fit_two_component(PREDICTED, "1.3 1.0"), "observed must be a sequence of numbers, got the string"),
+    (lambda: fit_power_law("abc", [1.0, 2.0, 3.0]), "widths must be a sequence of numbers, got the string"),
+    (lambda: fit_power_law([8, 16, None], [1.0, 2.0, 3.0]), "widths contains NaN"),
+])
+def test_bad_settings_and_non_numbers_name_the_argument(fit, message):
+    with pytest.raises(ValueError, match=message):
+        fit()

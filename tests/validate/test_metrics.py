@@ -42,3 +42,15 @@ def test_the_evaluate_module_loads_offline_from_the_package_and_agrees(monkeypat
     metric = evaluate.load(str(floor_accuracy_module()))
     predicted, observed = [1.2, 1.9, 3.5, 4.0], [1.0, 2.0, 3.0, 5.0]
     assert metric.compute(predictions=predicted, references=observed) == floor_accuracy(predicted, observed)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"confidence": 2}, "confidence must be a number in \\(0, 1\\)"),
+    ({"seed": 1.5}, "seed must be an integer >= 0"),
+    ({"predicted": ["a", "b"]}, "predicted must be a sequence of numbers"),
+    ({"observed": [1.0, float("inf")]}, "observed floors must be finite, not at positions \\[1\\]"),
+    ({"predicted": [float("nan"), 1.0]}, "predicted floors must be finite, not at positions \\[0\\]"),
+])
+def test_bad_settings_and_values_are_named(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        floor_accuracy(**{"predicted": [1.0, 2.0], "observed": [1.0, 2.0], **arguments})
