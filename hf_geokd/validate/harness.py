@@ -83,7 +83,7 @@ def score_predictors(
         soft_label = f"{soft_label}, in-sample"
         notes.append(f"soft floor ({soft_label}): fitted on {len(in_sample)} of these {table_size(observations)} "
                      "configurations, so scored in-sample, not held out; listed last in every table, never ranked")
-    protocols = tuple(protocols)
+    protocols = tuple(dict.fromkeys(protocols))  # each protocol once, in the order given
     predictors = predictors or default_predictors(observations, soft_fit, soft_label)
     skipped = _skipped(observations, protocols, predictors)
     if len(skipped) == len(protocols):

@@ -32,7 +32,7 @@ def protocol_tables(results: ValidationResults) -> dict[str, pd.DataFrame]:
 
 def report_notes(results: ValidationResults) -> list[str]:
     """What the report says before its tables: the observations' notes, the harness's, and the skipped protocols."""
-    skipped = [f"{protocol} is not scored: {reason}" for protocol, reason in results.skipped.items()]
+    skipped = [f"not scored: {reason}" for reason in results.skipped.values()]
     return [*results.observations.notes, *results.notes, *skipped]
 
 

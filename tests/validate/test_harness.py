@@ -141,6 +141,8 @@ def test_nothing_to_score_is_an_error_naming_why_and_an_inapplicable_protocol_is
     results = score_predictors(three, ("cheapest-2", "cheapest-3", "zero-shot"), [PowerLawBaseline()])
     assert set(results.scores["protocol"]) == {"cheapest-2"}
     assert set(results.skipped) == {"cheapest-3", "zero-shot"} and "at least 4" in results.skipped["cheapest-3"]
+    repeated = score_predictors(three, ("cheapest-2", "cheapest-2"), [PowerLawBaseline()])
+    assert len(repeated.scores) == 1  # a protocol named twice is scored once
 
 
 def toy_grid_observations(tmp_path, n: int, d_t: int, alphas: tuple[float, ...]) -> Observations:
