@@ -8,6 +8,9 @@
   moved under the page's, figures named by their file), so the page shows what a Hub visitor reads.
 
 A marker naming a command or a card that does not exist fails the build.
+
+- The package's docstrings use Sphinx roles (``:class:`FeatureStats```); in the rendered API reference the role is
+  dropped and the name kept as code (``~pkg.mod.name`` shown as ``name``, as Sphinx shows it).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 HELP_MARK = re.compile(r"^<!-- geokd-help(?: (?P<command>[\w-]+))? -->$", re.MULTILINE)
 REST_MARK = "<!-- geokd-help-rest -->"
+SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|obj|exc|py:\w+):(<code>)(~(?:[\w]+\.)*)?")
 CARD_MARK = re.compile(r"^<!-- model-card (?P<path>\S+) -->$", re.MULTILINE)
 WIDTH = 100  # columns of the help text, whatever the terminal that builds the site
 
@@ -110,3 +114,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     if CARD_MARK.search(markdown):
         markdown = model_cards(markdown)
     return markdown
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    return SPHINX_ROLE.sub(r"\1", html)
