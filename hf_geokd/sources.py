@@ -7,7 +7,9 @@ and is named as such instead of failing the Hub's repo id validation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from huggingface_hub.errors import (
     HFValidationError,
@@ -20,6 +22,7 @@ from huggingface_hub.utils import validate_repo_id
 
 # What the Hub client raises when a repo cannot be read at all (not: a file missing from a repo that exists).
 HUB_UNREACHABLE = (RepositoryNotFoundError, RevisionNotFoundError, LocalEntryNotFoundError, OfflineModeIsEnabled)
+Loaded = TypeVar("Loaded")
 
 
 def local_folder(source: str | Path) -> Path | None:
@@ -54,3 +57,28 @@ def hub_error(source: str, error: Exception) -> FileNotFoundError:
     else:
         reason = "the Hub has no repo of that name (or it is private or gated: log in with `hf auth login`)"
     return FileNotFoundError(f"{source} is not a local folder, and {reason}.")
+
+
+def hub_cause(error: BaseException) -> BaseException | None:
+    """The Hub client's error behind ``error`` (transformers wraps it in an ``OSError``), or None when there is none."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, HUB_UNREACHABLE):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def load_pretrained(loader: Callable[..., Loaded], source: str | Path, **kwargs: Any) -> Loaded:
+    """``loader(source, **kwargs)`` (a ``from_pretrained``), failing as the library's own commands do: a local path
+    that does not exist, or a Hub repo that cannot be read (offline, missing, private), is named in one sentence
+    instead of transformers' ``OSError``."""
+    local_folder(source)
+    try:
+        return loader(str(source), **kwargs)
+    except OSError as error:
+        cause = hub_cause(error)
+        if cause is None:
+            raise
+        raise hub_error(str(source), cause) from error

@@ -17,9 +17,11 @@ import pandas as pd
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hf_geokd.apps.recipe import parse_recipe_args
+from hf_geokd.apps.recipe import parse_recipe_args, recipe_errors
+from hf_geokd.naming import student_label
 from hf_geokd.probing import offline_concepts, run_probes
 from hf_geokd.reporting.plots import accuracy_heatmap
+from hf_geokd.sources import load_pretrained, local_folder
 
 
 @dataclass
@@ -35,25 +37,38 @@ class ProbeArguments:
     max_length: int = field(default=256)
 
 
-def main() -> None:
-    (args,) = parse_recipe_args((ProbeArguments,))
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name or args.models[0])
+def load_concepts(args: ProbeArguments) -> dict:
+    """The concepts to probe: the paper's (streamed from the Hub) or the offline ones."""
     if args.concepts == "paper":
         from hf_geokd.probing.concepts import paper_concepts
 
-        concepts = paper_concepts(args.per_class)
-    elif args.concepts == "offline":
+        return paper_concepts(args.per_class)
+    if args.concepts == "offline":
         from hf_geokd.data.corpora import gensim_wheel, wiki_articles
 
-        concepts = offline_concepts(wiki_articles(gensim_wheel(args.cache_dir)), args.per_class)
-    else:
-        raise SystemExit(f"probe.py: concepts must be 'paper' or 'offline', got {args.concepts!r}.")
+        return offline_concepts(wiki_articles(gensim_wheel(args.cache_dir)), args.per_class)
+    raise ValueError(f"concepts must be 'paper' or 'offline', got {args.concepts!r}.")
+
+
+def load_model(name: str, device: str):
+    """One model to probe, loaded with the library's errors (a missing path, an unreachable Hub: one line)."""
+    with recipe_errors():
+        return load_pretrained(AutoModelForCausalLM.from_pretrained, name).to(device)
+
+
+def main(argv: list[str] | None = None) -> None:
+    with recipe_errors():
+        (args,) = parse_recipe_args((ProbeArguments,), argv)
+        for name in args.models:
+            local_folder(name)  # a missing student folder is named before any probe runs
+        tokenizer = load_pretrained(AutoTokenizer.from_pretrained, args.tokenizer_name or args.models[0])
+        concepts = load_concepts(args)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    teacher = AutoModelForCausalLM.from_pretrained(args.models[0]).to(device)
+    teacher = load_model(args.models[0], device)
     random_teacher = AutoModelForCausalLM.from_config(teacher.config).to(device)
     tables = []
     for index, name in enumerate(args.models):
-        model = teacher if index == 0 else AutoModelForCausalLM.from_pretrained(name).to(device)
+        model = teacher if index == 0 else load_model(name, device)
         table = run_probes(
             model,
             concepts,
@@ -63,7 +78,7 @@ def main() -> None:
             random_model=random_teacher if index == 0 else None,
             max_length=args.max_length,
         )
-        table.insert(0, "model", "teacher" if index == 0 else f"d_S={model.config.hidden_size}")
+        table.insert(0, "model", "teacher" if index == 0 else student_label(model.config.hidden_size))
         tables.append(table)
     results = pd.concat(tables, ignore_index=True)
     out = Path(args.output_dir)
