@@ -79,6 +79,7 @@ def test_the_distill_recipe_needs_an_output_dir(tiny_artifacts, tmp_path, capsys
     assert "output_dir: outputs/demo/distill-recipe" in TINY.read_text()
 
 
+@pytest.mark.slow  # three recipe processes
 @pytest.mark.parametrize("script, extra", [
     ("distill", ["--bf16", "false"]),
     ("train_sae", []),
