@@ -219,9 +219,12 @@ def steps_to_converge(amplitude: float, exponent: float, asymptote: float, toler
                       absolute_tolerance: float = 0.0) -> float:
     """The step t* from which L(t) = L_inf + A t^-b meets the convergence rule (module docstring):
     t* = (A / u*)^(1/b), u* = max(tolerance L_inf / (c - tolerance), absolute_tolerance / c), c = 1 - 2^-b;
-    0 when every step meets it (c <= tolerance or A <= 0), inf when none does (u* = 0)."""
+    0 when every step meets it (c <= tolerance or A = 0), inf when none does (u* = 0), NaN when A < 0 (the fitted
+    curve rises: there is no decay to forecast, and a rising run is never converged) or a parameter is NaN."""
+    if not all(math.isfinite(value) for value in (amplitude, exponent, asymptote)) or amplitude < 0:
+        return float("nan")
     c = 1.0 - 2.0 ** (-exponent)
-    if amplitude <= 0 or c <= tolerance:
+    if amplitude == 0 or c <= tolerance:
         return 0.0
     threshold = max(tolerance * max(asymptote, 0.0) / (c - tolerance), absolute_tolerance / c)
     if threshold <= 0:

@@ -171,3 +171,12 @@ def test_bad_settings_and_inputs_name_the_argument(settings, message):
 def test_the_callback_names_a_bad_setting(settings, message):
     with pytest.raises(ValueError, match=message):
         LossFloorCallback(**settings)
+
+
+def test_steps_to_converge_has_no_forecast_for_a_rising_fit():
+    from hf_geokd.distill.floor import steps_to_converge
+
+    assert np.isnan(steps_to_converge(-0.5, 0.5, 1.0, 0.01))  # L_inf + A t^-b with A < 0 rises: never "met"
+    assert np.isnan(steps_to_converge(float("nan"), 0.5, 1.0, 0.01))
+    assert steps_to_converge(0.0, 0.5, 1.0, 0.01) == 0.0  # flat: met at every step
+    assert 0 < steps_to_converge(20.0, 0.8, 1.0, 0.01) < np.inf
