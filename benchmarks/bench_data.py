@@ -158,9 +158,10 @@ class SaeTimes:
 
 
 def sae_times(shape: tuple, device: str, tokens: int, architecture: str, repeats: int,
-              sae_kwargs: dict | None = None) -> SaeTimes:
+              sae_kwargs: dict | None = None, batch_tokens: int = 4_096) -> SaeTimes:
     """``train_sae`` on each hook alone and on the three together, ``repeats`` times interleaved, after a warm-up, on
-    ``tokens`` random tokens through a randomly initialised teacher of ``shape`` (as :func:`sae_shape` returns)."""
+    ``tokens`` random tokens (``batch_tokens`` per SAE step) through a randomly initialised teacher of ``shape`` (as
+    :func:`sae_shape` returns)."""
     import torch
     from datasets import Dataset
     from transformers import GPTNeoXForCausalLM
@@ -174,7 +175,7 @@ def sae_times(shape: tuple, device: str, tokens: int, architecture: str, repeats
     generator = torch.Generator().manual_seed(1)
     blocks = Dataset.from_dict({"input_ids": torch.randint(1, config.vocab_size, (n_blocks + 64, context),
                                                            generator=generator).tolist()})
-    settings = dict(expansion_factor=expansion, training_tokens=tokens, train_batch_size_tokens=4_096,
+    settings = dict(expansion_factor=expansion, training_tokens=tokens, train_batch_size_tokens=batch_tokens,
                     measure_tokens=8 * context, measure_dataset=blocks.select(range(n_blocks, n_blocks + 64)),
                     device=device, sae_kwargs=sae_kwargs)
     if architecture == "topk":
@@ -184,7 +185,7 @@ def sae_times(shape: tuple, device: str, tokens: int, architecture: str, repeats
     cpu: dict[str, list[float]] = {label: [] for label, _ in runs}
     with tempfile.TemporaryDirectory() as tmp:
         train_sae(teacher, blocks.select(range(n_blocks)), hooks[:1], Path(tmp) / "warm-up",
-                  **{**settings, "training_tokens": 4_096 * 2})
+                  **{**settings, "training_tokens": batch_tokens * 2})
         for repeat in range(repeats):
             for label, hook_names in runs:
                 start, start_cpu = time.perf_counter(), time.process_time()

@@ -32,18 +32,13 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import transformers
-from bench_data import SPARSE_SAE_SHARE, arithmetic_floor, sae_shape, sae_times
-from bench_multi_student import PRESETS, make_student, make_teacher, step_times, sweep_times
-from check_gpu_distill import bf16_training
 
-from hf_geokd.apps.demo import DemoConfig, demo_config, run_demo
-from hf_geokd.distill import pythia_like_config
-
+# The benchmarks, transformers and the library are imported inside the functions that use them, so that a wrong
+# argument or a machine without CUDA gets its one line at once.
 RESULTS = Path(__file__).resolve().parent / "results"
 PYTHIA_PAIR, VOCAB_PAIR = "Pythia-410M pair", "vocabulary-dominated pair"
 # Where the vocabulary projection and the soft-max dominate the step (2.0x a CE step on an H100, bench_distill.py).
@@ -65,39 +60,49 @@ class Sizes:
     sweep_steps: int
     sae_shape: tuple  # (teacher config, three hooks, SAE expansion, context), as bench_data.sae_shape returns
     sae_tokens: int
+    sae_batch_tokens: int
     sae_sparse: bool  # decode through a sparse product (sae-lens's sparse backward has no CPU kernel)
     bf16_vocab: int  # the bf16 training run of check_gpu_distill.py
     bf16_steps: int
     compile_core: bool
     demo: dict  # overrides of the gpu demo preset
-    cache_dir: Path = field(default_factory=lambda: Path(os.environ.get("GEOKD_CACHE_DIR", DemoConfig.cache_dir)))
+    cache_dir: Path | None = None  # where the demo's corpus wheel is (downloaded when missing); None: the demo's
 
     @classmethod
     def gpu(cls, **overrides) -> Sizes:
-        """The claims' sizes on the first CUDA device (about 6 minutes on an H100)."""
-        return cls(torch.device("cuda"), False, repeats=5,
-                   pairs={PYTHIA_PAIR: (PRESETS["paper"], 256), VOCAB_PAIR: (VOCAB_PRESET, 128)},
-                   sweep=PRESETS["paper"], sweep_steps=10,
-                   sae_shape=sae_shape("410m"), sae_tokens=262_144, sae_sparse=True,
-                   bf16_vocab=50304, bf16_steps=40, compile_core=True,
-                   demo=dict(teacher_steps=200, sae_tokens=400_000, student_max_steps=200, eval_every=25),
-                   **overrides)
+        """The claims' sizes on the first CUDA device (about 6 minutes on an H100), with ``overrides``."""
+        from bench_data import sae_shape
+        from bench_multi_student import PRESETS
+
+        return cls(**{**dict(
+            device=torch.device("cuda"), dry_run=False, repeats=5,
+            pairs={PYTHIA_PAIR: (PRESETS["paper"], 256), VOCAB_PAIR: (VOCAB_PRESET, 128)},
+            sweep=PRESETS["paper"], sweep_steps=10,
+            sae_shape=sae_shape("410m"), sae_tokens=262_144, sae_batch_tokens=4_096, sae_sparse=True,
+            bf16_vocab=50304, bf16_steps=40, compile_core=True,
+            demo=dict(teacher_steps=200, sae_tokens=400_000, student_max_steps=200, eval_every=25),
+        ), **overrides})
 
     @classmethod
     def dry(cls, **overrides) -> Sizes:
-        """Tiny sizes on the CPU: every code path of every part, in about a minute on 2 cores."""
-        return cls(torch.device("cpu"), True, repeats=1,
-                   pairs={PYTHIA_PAIR: (TINY_PRESET, 32), VOCAB_PAIR: (TINY_PRESET, 8)},
-                   sweep=TINY_PRESET, sweep_steps=2,
-                   sae_shape=(pythia_like_config(512, 32, 4, max_position_embeddings=32),
-                              [f"gpt_neox.layers.{layer}" for layer in (1, 2, 3)], 4, 32),
-                   sae_tokens=4_096, sae_sparse=False,
-                   bf16_vocab=512, bf16_steps=4, compile_core=False,
-                   demo=dict(vocab_size=256, teacher_hidden=32, teacher_layers=2, teacher_heads=4, teacher_steps=5,
-                             batch_size=4, sae_layer=1, sae_expansion=4, sae_k=4, sae_tokens=4_096, stats_tokens=1_024,
-                             widths=(8, 12, 16), student_max_steps=6, eval_every=3, checkpoint_every=6,
-                             eval_blocks=2, survival_tokens=1_024, probe_per_class=10, probe_seeds=1),
-                   **overrides)
+        """Tiny sizes on the CPU, with ``overrides``: every code path of every part, in about a minute on 2 cores."""
+        from hf_geokd.distill import pythia_like_config
+
+        return cls(**{**dict(
+            device=torch.device("cpu"), dry_run=True, repeats=1,
+            pairs={PYTHIA_PAIR: (TINY_PRESET, 32), VOCAB_PAIR: (TINY_PRESET, 8)},
+            sweep=TINY_PRESET, sweep_steps=2,
+            sae_shape=(pythia_like_config(512, 32, 4, max_position_embeddings=32),
+                       [f"gpt_neox.layers.{layer}" for layer in (1, 2, 3)], 4, 32),
+            sae_tokens=4_096, sae_batch_tokens=512, sae_sparse=False,
+            bf16_vocab=512, bf16_steps=2, compile_core=False,
+            # a teacher trained enough that the students' floors fall with width (the demo's validation refuses
+            # rising floors)
+            demo=dict(vocab_size=256, teacher_hidden=32, teacher_layers=2, teacher_heads=4, teacher_steps=30,
+                      batch_size=4, sae_layer=1, sae_expansion=4, sae_k=4, sae_tokens=4_096, stats_tokens=1_024,
+                      widths=(8, 12, 16), student_max_steps=12, eval_every=4, checkpoint_every=12, eval_blocks=2,
+                      survival_tokens=1_024, probe_per_class=10, probe_seeds=1),
+        ), **overrides})
 
 
 def ratio_line(label: str, seconds: float, baseline: str, baseline_seconds: float, note: str = "") -> str:
@@ -114,6 +119,8 @@ def pair_title(name: str, preset: dict, width: int, sizes: Sizes) -> str:
 
 def distill_part(sizes: Sizes) -> list[str]:
     """The distillation step, chunked and Liger, against a CE step plus a teacher forward, for both pairs."""
+    from bench_multi_student import make_student, make_teacher, step_times
+
     lines = []
     for name, (preset, width) in sizes.pairs.items():
         teacher = make_teacher(preset)
@@ -133,6 +140,8 @@ def distill_part(sizes: Sizes) -> list[str]:
 
 def sweep_part(sizes: Sizes) -> list[str]:
     """The width sweep in one run against the same students run one after another."""
+    from bench_multi_student import sweep_times
+
     preset = sizes.sweep
     separate, together = sweep_times(sizes.device, preset, sizes.sweep_steps, bf16=False)
     return [f"width sweep {list(preset['widths'])}, teacher {preset['hidden']} x {preset['layers']} layers, vocab "
@@ -145,9 +154,12 @@ def sweep_part(sizes: Sizes) -> list[str]:
 
 def sae_part(sizes: Sizes) -> list[str]:
     """Three top-k SAEs from one pass against one hook, and the arithmetic floor of that ratio."""
+    from bench_data import SPARSE_SAE_SHARE, arithmetic_floor, sae_times
+
     decoding = "sparse decoding" if sizes.sae_sparse else "dense decoding"
     times = sae_times(sizes.sae_shape, sizes.device.type, sizes.sae_tokens, "topk", repeats=1,
-                      sae_kwargs={"use_sparse_activations": True} if sizes.sae_sparse else None)
+                      sae_kwargs={"use_sparse_activations": True} if sizes.sae_sparse else None,
+                      batch_tokens=sizes.sae_batch_tokens)
     deepest, together = times.hooks[-1], times.median("together")
     separate = sum(times.median(f"alone {hook}") for hook in times.hooks)
     forward, sae, teacher = times.forward_flops, times.sae_flops, sizes.sae_shape[0]
@@ -166,7 +178,9 @@ def sae_part(sizes: Sizes) -> list[str]:
 
 def demo_part(sizes: Sizes) -> list[str]:
     """A short gpu demo preset run: its stage timings (each a share of the whole run) and its students' floors."""
-    config = demo_config("gpu", cache_dir=sizes.cache_dir, **sizes.demo)
+    from hf_geokd.apps.demo import demo_config, run_demo
+
+    config = demo_config("gpu", **({"cache_dir": sizes.cache_dir} if sizes.cache_dir else {}), **sizes.demo)
     with tempfile.TemporaryDirectory() as tmp:
         out = run_demo(Path(tmp) / "demo", config).parent
         stages = json.loads((out / "timings.json").read_text())[0]
@@ -183,6 +197,9 @@ def demo_part(sizes: Sizes) -> list[str]:
 
 def bf16_part(sizes: Sizes) -> list[str]:
     """The distillation step in bf16 autocast (bf16 teacher) against fp32, and that its loss stays finite."""
+    from bench_multi_student import make_student, make_teacher, step_times
+    from check_gpu_distill import bf16_training
+
     preset, width = sizes.pairs[PYTHIA_PAIR]
     teacher = make_teacher(preset)
     student = make_student(teacher.config, width, preset["heads"])
@@ -212,6 +229,8 @@ PARTS: dict[str, Callable[[Sizes], list[str]]] = {
 
 def header(name: str, sizes: Sizes, seconds: float) -> list[str]:
     """Which part, on which card, with which versions, when, and how long it took."""
+    import transformers
+
     if sizes.dry_run:
         card = "CPU dry run at tiny sizes (checks the script; measures nothing)"
     else:
@@ -245,8 +264,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="every part on the CPU at tiny sizes")
     parser.add_argument("--out", type=Path, help="default: results/ (a temporary folder for a dry run)")
     parser.add_argument("--cache-dir", type=Path,
+                        default=os.environ.get("GEOKD_CACHE_DIR"),
                         help="the folder holding (or to receive) the gensim wheel of the demo's corpus; default: "
-                             "$GEOKD_CACHE_DIR or the demo's")
+                             "$GEOKD_CACHE_DIR, else the demo's")
     args = parser.parse_args(argv)
     args.parts = args.parts.split(",")
     unknown = sorted(set(args.parts) - set(PARTS))
@@ -266,8 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)
     out = args.out or (Path(tempfile.mkdtemp(prefix="gpu-check-dry-")) if args.dry_run else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
-    extra = {"cache_dir": args.cache_dir} if args.cache_dir else {}
-    sizes = Sizes.dry(**extra) if args.dry_run else Sizes.gpu(**extra)
+    sizes = (Sizes.dry if args.dry_run else Sizes.gpu)(cache_dir=args.cache_dir)
     start = time.perf_counter()
     failed = [name for name in args.parts if not run_part(name, sizes, out)]
     print(f"gpu_check: {len(args.parts) - len(failed)} of {len(args.parts)} parts written to {out} in "

@@ -1,0 +1,62 @@
+"""`make gpu-check` cannot rot before a GPU arrives: its dry run runs every part on the CPU, and without CUDA the real
+run says so in one line."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
+RESULTS = ROOT / "benchmarks" / "results"
+RATIO = re.compile(r"\| baseline, [^|]+: [-+.\deE]+ s \| ratio \d+\.\d+")
+
+
+def run_script(*args: str, cache_dir: Path | None = None) -> subprocess.CompletedProcess:
+    """The script in a fresh process with no CUDA device visible."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    if cache_dir is not None:
+        env["GEOKD_CACHE_DIR"] = str(cache_dir)
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=600)
+
+
+def part_names(monkeypatch) -> list[str]:
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    from gpu_check import PARTS
+
+    return list(PARTS)
+
+
+def results_files() -> dict[str, int]:
+    return {path.name: path.stat().st_mtime_ns for path in RESULTS.glob("*_gpu.txt")}
+
+
+@pytest.mark.slow
+def test_dry_run_writes_every_part_with_ratios_beside_baselines(tmp_path, wheel_cache, monkeypatch):
+    before = results_files()
+    result = run_script("--dry-run", "--out", str(tmp_path), cache_dir=wheel_cache)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for name in part_names(monkeypatch):
+        text = (tmp_path / f"{name}_gpu.txt").read_text()
+        assert f"part {name}" in text and "CPU dry run" in text and "FAILED" not in text
+        assert RATIO.search(text), f"{name}: no ratio beside its baseline in\n{text}"
+    assert results_files() == before  # a dry run never writes the committed results
+
+
+def test_without_cuda_exits_2_in_one_line(tmp_path):
+    result = run_script("--out", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
+    assert "no CUDA device" in result.stderr and "--dry-run" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_dry_run_refuses_the_results_folder_and_unknown_parts():
+    for args, message in ((["--dry-run", "--out", str(RESULTS)], "never writes into benchmarks/results"),
+                          (["--dry-run", "--parts", "sweep,bogus"], "unknown part(s) bogus")):
+        result = run_script(*args)
+        assert result.returncode == 2 and message in result.stderr
