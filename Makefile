@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 OUT ?= outputs/demo
 
-.PHONY: install demo test docs cards bench clean
+.PHONY: install demo test docs cards bench gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ cards: install
 
 bench: install
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+# every GPU claim once on one CUDA device, into benchmarks/results/*_gpu.txt; ARGS=--dry-run: tiny sizes on the CPU
+gpu-check: install
+	$(BIN)/python benchmarks/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs site
