@@ -10,6 +10,7 @@ import json
 import math
 import numbers
 import shutil
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,6 +236,13 @@ def _check_positive_real(value: Any, name: str, allow_zero: bool = False) -> Non
 def resolve_training_config(config: SAETrainingConfig | None, settings: dict[str, Any]) -> SAETrainingConfig:
     """One :class:`SAETrainingConfig` from ``config`` and keyword settings (which override it): the keywords that
     are not its fields are sae-lens runner fields, as ``train_sae``'s extra keywords always were."""
+    if isinstance(config, numbers.Integral) and not isinstance(config, bool):  # the old positional expansion_factor
+        if "expansion_factor" in settings:
+            raise TypeError("train_sae() got multiple values for argument 'expansion_factor'.")
+        warnings.warn("train_sae's fifth positional argument is now config=SAETrainingConfig(...): pass "
+                      f"expansion_factor={config} as a keyword (a positional expansion_factor will stop working).",
+                      FutureWarning, stacklevel=3)
+        config, settings = None, {**settings, "expansion_factor": config}
     if config is not None and not isinstance(config, SAETrainingConfig):
         raise TypeError(f"config must be an SAETrainingConfig, got {type(config).__name__} ({config!r}): pass the "
                         "settings as keywords (expansion_factor=32, ...) or config=SAETrainingConfig(...).")

@@ -10,6 +10,7 @@ from transformers import GPTNeoXForCausalLM
 
 from hf_geokd.distill import pythia_like_config
 from hf_geokd.sae import SAETrainingConfig, load_sae, train_sae
+from hf_geokd.sae.train import resolve_training_config
 
 HOOK = "gpt_neox.layers.0"
 
@@ -80,8 +81,14 @@ def test_a_config_and_keywords_combine_and_a_positional_setting_is_named(teacher
     config = SAETrainingConfig(**QUICK)
     with pytest.raises(ValueError, match="training_tokens must be a positive integer"):
         train_sae(teacher, BLOCKS, HOOK, tmp_path, config, training_tokens=0)  # keywords override the config
-    with pytest.raises(TypeError, match=r"config must be an SAETrainingConfig, got int .* config=SAETrainingConfig"):
-        train_sae(teacher, BLOCKS, HOOK, tmp_path, 32)  # the old positional expansion_factor
+    merged = resolve_training_config(config, {"seed": 5, "lr_warm_up_steps": 3})
+    assert (merged.seed, merged.expansion_factor, merged.runner_kwargs) == (5, 2, {"lr_warm_up_steps": 3})
+    with pytest.raises(TypeError, match=r"config must be an SAETrainingConfig, got str .* config=SAETrainingConfig"):
+        train_sae(teacher, BLOCKS, HOOK, tmp_path, "standard")
+    with pytest.warns(FutureWarning, match="pass expansion_factor=4 as a keyword"):  # the old positional argument
+        assert resolve_training_config(4, {"k": 2, "architecture": "topk"}).expansion_factor == 4
+    with pytest.raises(TypeError, match="multiple values for argument 'expansion_factor'"):
+        resolve_training_config(4, {"expansion_factor": 8})
 
 
 def foreign_folder(root):
