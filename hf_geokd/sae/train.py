@@ -140,7 +140,7 @@ class SAETrainingConfig:
             raise ValueError(f"overwrite must be True or False, got {self.overwrite!r}.")
 
     def _check_sparsity(self) -> None:
-        fields = {f.name for f in dataclasses.fields(self.sae_config_class)}
+        fields = _config_fields(self.architecture)
         for name, value in (("l1_coefficient", self.l1_coefficient), ("k", self.k)):
             if value is not None and name not in fields:
                 users = sorted(a for a in SAE_TRAINING_CLASS_REGISTRY if name in _config_fields(a))
@@ -152,8 +152,9 @@ class SAETrainingConfig:
             check_positive_int(self.k, "k")
 
     def _check_sae_kwargs(self) -> None:
-        for name in sorted(set(self.sae_kwargs) & set(OWNED_SAE_FIELDS)):
-            raise ValueError(f"sae_kwargs may not set {name!r}: {OWNED_SAE_FIELDS[name]}.")
+        owned = sorted(set(self.sae_kwargs) & set(OWNED_SAE_FIELDS))
+        if owned:
+            raise ValueError(f"sae_kwargs may not set {owned[0]!r}: {OWNED_SAE_FIELDS[owned[0]]}.")
         fields = _config_fields(self.architecture)
         unknown = sorted(set(self.sae_kwargs) - fields)
         if unknown:
@@ -161,8 +162,9 @@ class SAETrainingConfig:
                              f"({self.architecture!r}); its fields: {sorted(fields)}.")
 
     def _check_runner_kwargs(self) -> None:
-        for name in sorted(set(self.runner_kwargs) & set(OWNED_RUNNER_FIELDS)):
-            raise ValueError(f"runner_kwargs may not set {name!r}: {OWNED_RUNNER_FIELDS[name]}.")
+        owned = sorted(set(self.runner_kwargs) & set(OWNED_RUNNER_FIELDS))
+        if owned:
+            raise ValueError(f"runner_kwargs may not set {owned[0]!r}: {OWNED_RUNNER_FIELDS[owned[0]]}.")
         unknown = sorted(set(self.runner_kwargs) - RUNNER_FIELDS)
         if unknown:
             names = [f.name for f in dataclasses.fields(self)] + sorted(RUNNER_FIELDS)
