@@ -187,35 +187,43 @@ def run_settings(student_args: StudentArguments, data_args: DataArguments, confi
     return json.loads(json.dumps(settings, default=str))
 
 
+RESUME_FIXES = ("rerun with its settings to resume it, pass --start_over true to train from scratch there, or choose "
+                "another --output_dir")
+
+
 def resume_point(config: DistillationConfig, settings: dict, start_over: bool) -> str | None:
-    """The checkpoint this run resumes (None: from scratch). Checkpoints of a run with other settings, of other
-    widths, or of an unknown run are refused by name, unless ``start_over``."""
+    """The checkpoint this run resumes (None: from scratch). A folder holding a run with other settings (its
+    checkpoints or its finished students), checkpoints of other widths or of an unknown run are refused by name,
+    unless ``start_over``."""
     explicit = config.resume_from_checkpoint
     if start_over:
         if explicit is not None:
             raise ValueError("--start_over true and --resume_from_checkpoint contradict each other: pass one.")
         return None
-    if explicit is None:
-        latest = get_last_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
-        if latest is None:
-            return None
-    elif not Path(explicit).is_dir():
+    if explicit is not None and not Path(explicit).is_dir():
         raise FileNotFoundError(f"--resume_from_checkpoint {explicit} does not exist: pass a checkpoint-* folder.")
-    checkpoint = Path(explicit or latest)
-    recorded = checkpoint.parent / SETTINGS_FILE
-    fixes = ("rerun with its settings to resume it, pass --start_over true to train from scratch there, or choose "
-             "another --output_dir")
+    output = Path(config.output_dir)
+    latest = get_last_checkpoint(output) if explicit is None and output.is_dir() else None
+    checkpoint = Path(explicit or latest) if (explicit or latest) else None
+    folder = checkpoint.parent if checkpoint is not None else output
+    recorded = folder / SETTINGS_FILE
     if recorded.is_file():
-        changed = [f"{name} {old!r} (now {settings.get(name)!r})" for name, old in read_json(recorded).items()
-                   if settings.get(name) != old]
-        if changed:
-            raise ValueError(f"{checkpoint.parent} holds checkpoints of a run with other settings: "
-                             f"{', '.join(changed)}: {fixes}.")
-    elif explicit is None:
-        raise ValueError(f"{checkpoint.parent} holds {checkpoint.name} but no {SETTINGS_FILE} saying which run it "
-                         f"is of: pass --resume_from_checkpoint {checkpoint} to resume it as it is, or {fixes}.")
+        check_same_settings(recorded, settings)
+    elif checkpoint is not None and explicit is None:
+        raise ValueError(f"{folder} holds {checkpoint.name} but no {SETTINGS_FILE} saying which run it is of: pass "
+                         f"--resume_from_checkpoint {checkpoint} to resume it as it is, or {RESUME_FIXES}.")
+    if checkpoint is None:
+        return None
     check_widths(checkpoint, settings["width"])
     return str(checkpoint)
+
+
+def check_same_settings(recorded: Path, settings: dict) -> None:
+    """The run recorded in ``recorded`` had these settings; otherwise name the ones that differ."""
+    changed = [f"{name} {old!r} (now {settings.get(name)!r})" for name, old in read_json(recorded).items()
+               if settings.get(name) != old]
+    if changed:
+        raise ValueError(f"{recorded.parent} holds a run with other settings: {', '.join(changed)}: {RESUME_FIXES}.")
 
 
 def check_widths(checkpoint: Path, widths: list[int]) -> None:

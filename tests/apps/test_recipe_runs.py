@@ -4,6 +4,7 @@ bf16, no Hub, a reserved flag) in one line with exit status 2."""
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -137,7 +138,7 @@ def test_a_rerun_resumes_only_the_same_run(tiny_artifacts, tmp_path, capsys):
     assert "T = 2.0" in (out / "README.md").read_text()
     line = failure(capsys, distill.main, tiny_argv(tiny_artifacts, out, *short, "--learning_rate", "0.1",
                                                    "--temperature", "5"))
-    assert "holds checkpoints of a run with other settings: temperature 2.0 (now 5.0), learning_rate 0.003 (now " \
+    assert "holds a run with other settings: temperature 2.0 (now 5.0), learning_rate 0.003 (now " \
            "0.1): rerun with its settings to resume it, pass --start_over true" in line
     line = failure(capsys, distill.main, tiny_argv(tiny_artifacts, out, *short, "--width", "32"))
     assert "width [16] (now [32])" in line
@@ -155,3 +156,9 @@ def test_a_rerun_resumes_only_the_same_run(tiny_artifacts, tmp_path, capsys):
     assert sorted(path.name for path in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
     distill.main(tiny_argv(tiny_artifacts, out, *short, "--learning_rate", "0.1", "--temperature", "5"))  # resumes
     assert json.loads((out / "run_info.json").read_text())["metrics"]["eval_loss"] > 0
+    for checkpoint in out.glob("checkpoint-*"):  # a finished run kept without its checkpoints
+        shutil.rmtree(checkpoint)
+    model = (out / "model.safetensors").read_bytes()
+    line = failure(capsys, distill.main, tiny_argv(tiny_artifacts, out, *short))
+    assert "holds a run with other settings: temperature 5.0 (now 2.0)" in line
+    assert (out / "model.safetensors").read_bytes() == model
