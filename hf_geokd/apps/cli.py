@@ -1,4 +1,4 @@
-"""The ``geokd`` command line: predict, paper, toy, report, demo, validate."""
+"""The ``geokd`` command line: predict, paper, toy, report, demo, zoo, validate."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..capacity import CAPACITY_KINDS, critical_widths
-from ..paper import paper_checks
 from ..floors import DEFAULT_WIDTHS, default_widths
+from ..paper import paper_checks
 from ..predictor import FloorPredictor
 from ..soft_floor import SHIPPED_SOFT_FLOOR
 from ..stats import FeatureStats
@@ -182,6 +182,27 @@ def command_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+ZOO_UNFINISHED = 3  # the exit status of `geokd zoo` stopped by --max-minutes: run the same command again
+
+
+def command_zoo(args: argparse.Namespace) -> int:
+    from .zoo import DeadlineReached, load_zoo, run_zoo  # Deferred: see command_toy
+
+    check_folder_flag(args.out, "--out")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise ValueError(f"--max-minutes must be > 0, got {args.max_minutes}.")
+    teachers = load_zoo(args.teachers, args.preset)
+    try:
+        report = run_zoo(args.out, teachers, stage=args.stage, only=args.only, device=args.device,
+                         max_minutes=args.max_minutes, allow_uncommitted=args.allow_uncommitted)
+    except DeadlineReached as stop:
+        print(f"geokd zoo: {stop}; everything finished is saved: run the same command again to continue.")
+        return ZOO_UNFINISHED
+    print(f"report: {report}" if report else "no teacher is scored yet: run --stage score once the registrations "
+          "are committed.")
+    return 0
+
+
 VALIDATE_FLAGS = {
     "stats=": "--stats", "floor=": "--floor", "allow_rising=True": "--allow-rising",
     "(allow_rising)": "(--allow-rising)", "soft_fit=None": "--no-shipped-soft-floor",
@@ -312,6 +333,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help="quick: 11 min on 2 CPU cores; full: under an hour; long: every student to the convergence "
                            "rule (~75 min); gpu: students up to 3,000 steps")
     demo.set_defaults(func=command_demo)
+
+    zoo = commands.add_parser("zoo", help="the demo's pipeline on many teachers, every prediction registered first")
+    zoo.add_argument("--out", default="outputs/zoo", help="folder of the zoo (one sub-folder per teacher; reused)")
+    zoo.add_argument("--teachers", help="a zoo YAML file (default: the shipped zoo, or --preset)")
+    zoo.add_argument("--preset", choices=("shipped", "smoke"), default="shipped",
+                     help="shipped: the registered five-teacher zoo (hours on a CPU); smoke: two tiny teachers")
+    zoo.add_argument("--stage", choices=("predict", "score", "all"), default="all",
+                     help="predict: teachers, SAEs, ablation floors, calibration students and registration.json; "
+                          "score: the other students and the scores (needs committed registrations); all: both")
+    zoo.add_argument("--only", nargs="+", help="run only these teachers (names in the YAML file)")
+    zoo.add_argument("--device", choices=("cpu", "cuda"), help="where to train (default: cuda when present)")
+    zoo.add_argument("--max-minutes", type=float,
+                     help=f"stop cleanly after this long (exit status {ZOO_UNFINISHED}); the next run continues")
+    zoo.add_argument("--allow-uncommitted", action="store_true",
+                     help="score registrations that version control does not hold yet (the reports say so)")
+    zoo.set_defaults(func=command_zoo)
 
     validate = commands.add_parser("validate", help="score floor predictors held out against measured floors")
     validate.add_argument("results", help="a `geokd toy` folder, a `geokd demo` folder, or a CSV of width,floor")

@@ -11,7 +11,6 @@ Each stage is the library call that the recipes run at full scale (recipes/pythi
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -20,20 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from transformers import AutoTokenizer, GPTNeoXForCausalLM, Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import GPTNeoXForCausalLM
 
 from ..calibration import fit_power_law, fit_two_component
-from ..data import blocks_dataset, causal_lm_collator, train_bpe_tokenizer
 from ..data.corpora import gensim_wheel, wiki_articles
-from ..distill import (
-    DistillationConfig,
-    MultiStudentDistillationTrainer,
-    StudentFloorsCallback,
-    build_student,
-    pythia_like_config,
-    steps_to_converge,
-)
 from ..naming import student_label, student_name
 from ..paper import paper_checks, paper_claims
 from ..predictor import FloorPredictor
@@ -50,9 +39,18 @@ from ..reporting.reports import render_report, write_paper_report
 from ..sae import load_sae, train_sae
 from ..soft_floor import SHIPPED_SOFT_FLOOR
 from ..stats import FeatureStats
-from ..survival import FeatureSurvival, measure_feature_survival, write_survival_study
-from ..survival.result import SURVIVAL_CONFIG_NAME
+from ..survival import write_survival_study
 from ..validate import load_observations, score_predictors, write_validation_report
+from .pipeline import (
+    StudentSettings,
+    TeacherSettings,
+    claim_folder,
+    distil_students,
+    student_survival,
+    student_table,
+    tokenizer_and_blocks,
+    train_teacher,
+)
 
 
 @dataclass
@@ -123,7 +121,7 @@ DEMO_PRESETS: dict[str, dict] = {
 
 
 def demo_config(preset: str = "quick", **overrides) -> DemoConfig:
-    """The :class:`DemoConfig` of a named preset (``quick``, ``full``, ``gpu``) with ``overrides``."""
+    """The :class:`DemoConfig` of a named preset (``quick``, ``full``, ``long``, ``gpu``) with ``overrides``."""
     if preset not in DEMO_PRESETS:
         raise ValueError(f"unknown demo preset {preset!r}: choose from {sorted(DEMO_PRESETS)}.")
     return DemoConfig(preset=preset, **{**DEMO_PRESETS[preset], **overrides})
@@ -142,131 +140,18 @@ def _stage(config: DemoConfig, name: str):
     print(f"[demo] {name}: {config.timings[name]:.1f} s", flush=True)
 
 
-def _data(config: DemoConfig):
-    articles = wiki_articles(gensim_wheel(config.cache_dir))
-    held_out = max(1, len(articles) // 10)
-    train_articles, test_articles = articles[:-held_out], articles[-held_out:]
-    tokenizer_dir = config.out / "teacher"
-    if (tokenizer_dir / "tokenizer.json").is_file():
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    else:
-        tokenizer = train_bpe_tokenizer(train_articles, config.vocab_size)
-    train = blocks_dataset(train_articles, tokenizer, config.block_size)
-    return articles, tokenizer, train, blocks_dataset(test_articles, tokenizer, config.block_size)
+def teacher_settings(config: DemoConfig) -> TeacherSettings:
+    return TeacherSettings(config.teacher_hidden, config.teacher_layers, config.teacher_heads, config.teacher_steps,
+                           config.batch_size, config.block_size, config.seed)
 
 
-def _train_teacher(config: DemoConfig, tokenizer, train, test):
-    folder = config.out / "teacher"
-    if (folder / "model.safetensors").is_file():
-        return GPTNeoXForCausalLM.from_pretrained(folder)
-    torch.manual_seed(config.seed)
-    model = GPTNeoXForCausalLM(pythia_like_config(len(tokenizer), config.teacher_hidden, config.teacher_layers,
-                                                  config.teacher_heads, max_position_embeddings=config.block_size))
-    args = TrainingArguments(output_dir=str(config.out / "teacher-run"), max_steps=config.teacher_steps,
-                             per_device_train_batch_size=config.batch_size, learning_rate=3e-3, warmup_steps=20,
-                             lr_scheduler_type="cosine", weight_decay=0.01, logging_steps=50, save_strategy="no",
-                             report_to=[], use_cpu=not torch.cuda.is_available(), seed=config.seed)
-    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=test.select(range(min(64, len(test)))),
-                      data_collator=causal_lm_collator)
-    trainer.train()
-    metrics = trainer.evaluate()
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    (folder / "eval.json").write_text(json.dumps(metrics, indent=2))
-    return model
-
-
-def _students(config: DemoConfig, teacher, train, test) -> tuple[pd.DataFrame, dict[str, tuple]]:
-    """Distil every width (control included) in one run, each to the convergence rule; rows for the table and
-    curves. A width with a ``floor.json`` from an earlier invocation is not trained again, unless it did not converge
-    and ``student_max_steps`` is now higher than the steps it had: then it is trained again from the start, which
-    repeats its earlier steps exactly and goes on (its earlier floor.json is replaced)."""
-    folder = config.out / "students"
-    todo = [width for width in config.all_widths if not _finished(folder / student_name(width) / "floor.json", config)]
-    if todo:
-        _distil_students(config, teacher, train, test.select(range(min(config.eval_blocks, len(test)))), todo)
-    rows, curves = [], {}
-    for width in config.all_widths:
-        row = json.loads((folder / student_name(width) / "floor.json").read_text())
-        row["steps_to_converge"] = steps_to_converge(row["amplitude"], row["exponent"], row["asymptote"],
-                                                     config.floor_tolerance, config.floor_absolute_tolerance)
-        row["data_passes"] = round(row["steps_trained"] * config.batch_size / len(train), 1)
-        curves[student_label(width)] = (row.pop("steps"), row.pop("losses"), row["asymptote"], row.pop("amplitude"),
-                                  row.pop("exponent"), row["converged"])
-        rows.append(row)
-    return pd.DataFrame(rows), curves
-
-
-def _finished(floor_file: Path, config: DemoConfig) -> bool:
-    if not floor_file.is_file():
-        return False
-    floor = json.loads(floor_file.read_text())
-    if floor["converged"] or floor["steps_trained"] >= config.student_max_steps:
-        return True
-    print(f"[demo] d_S = {floor['width']} did not converge in {floor['steps_trained']:,} steps: training it again, up "
-          f"to {config.student_max_steps:,} steps", flush=True)
-    return False
-
-
-def _distil_students(config: DemoConfig, teacher, train, eval_set, widths: list[int]) -> None:
-    """One ``MultiStudentDistillationTrainer`` run: one teacher forward per batch for all students, each stopped
-    when it converges (exactly what it would get trained alone); writes ``students/w<width>/`` and its floor.json."""
-    students = [build_student(teacher.config, width, seed=config.seed,
-                              num_attention_heads=config.teacher_heads if width % config.teacher_heads == 0 else 1)
-                for width in widths]
-    args = DistillationConfig(
-        output_dir=str(config.out / "students"), max_steps=config.student_max_steps,
-        per_device_train_batch_size=config.batch_size, learning_rate=config.student_lr, warmup_steps=20,
-        lr_scheduler_type="constant_with_warmup", eval_strategy="steps", eval_steps=config.eval_every,
-        logging_steps=config.eval_every, save_strategy="steps", save_steps=config.checkpoint_every, save_total_limit=1,
-        report_to=[], temperature=config.temperature,
-        use_cpu=not torch.cuda.is_available(), seed=config.seed, teacher_model_name_or_path=str(config.out / "teacher"),
+def student_settings(config: DemoConfig) -> StudentSettings:
+    return StudentSettings(
+        max_steps=config.student_max_steps, batch_size=config.batch_size, lr=config.student_lr,
+        eval_every=config.eval_every, checkpoint_every=config.checkpoint_every, eval_blocks=config.eval_blocks,
+        floor_tolerance=config.floor_tolerance, floor_absolute_tolerance=config.floor_absolute_tolerance,
+        temperature=config.temperature, seed=config.seed, teacher_heads=config.teacher_heads,
     )
-    floors = StudentFloorsCallback([student_name(width) for width in widths], tolerance=config.floor_tolerance,
-                                   absolute_tolerance=config.floor_absolute_tolerance, stop_when_converged=True)
-    trainer = MultiStudentDistillationTrainer(model=students, teacher_model=teacher, args=args, train_dataset=train,
-                                              eval_dataset=eval_set, data_collator=causal_lm_collator,
-                                              callbacks=[floors])
-    folder = Path(args.output_dir)
-    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(folder)) if folder.is_dir() else None)
-    trainer.save_model()
-    trainer.create_model_card(dataset_name="embedded Wikipedia sample (gensim wheel)")
-    # a resumed run replaces the callback with one rebuilt from the checkpoint's state
-    floors = next(callback for callback in trainer.callback_handler.callbacks
-                  if isinstance(callback, StudentFloorsCallback))
-    for width, student in zip(widths, students):
-        name = student_name(width)
-        tracker, estimate = floors.trackers[name], floors.trackers[name].estimate()
-        ce = [entry[f"eval_{name}_ce"] for entry in trainer.state.log_history if f"eval_{name}_ce" in entry]
-        row = {"width": width, "parameters": student.num_parameters(), "observed_floor": estimate.floor,
-               "asymptote": estimate.asymptote, "asymptote_low": estimate.asymptote_low,
-               "asymptote_high": estimate.asymptote_high, "converged": estimate.converged,
-               "steps_trained": floors.stopped.get(name, int(trainer.state.global_step)), "reason": estimate.reason,
-               "eval_ce": float(np.mean(ce[-max(1, len(ce) // 10):])), "evaluations": estimate.evaluations,
-               "amplitude": estimate.amplitude, "exponent": estimate.exponent,
-               "steps": tracker.steps, "losses": tracker.evaluations}
-        (config.out / "students" / name / "floor.json").write_text(json.dumps(row, indent=1))
-    for checkpoint in folder.glob("checkpoint-*"):  # every student is saved and has its floor.json
-        shutil.rmtree(checkpoint)
-
-
-def _survival(config: DemoConfig, teacher, test, sae_dir: Path) -> dict:
-    """Which teacher SAE latents each student still carries (the staircase), with random-init and shuffled nulls;
-    a student measured by an earlier invocation (``survival/d_S=<width>/``) is loaded, not measured again."""
-    folder = config.out / "survival"
-    sae = None
-    results = []
-    for width in config.all_widths:
-        saved = folder / student_label(width)
-        if (saved / SURVIVAL_CONFIG_NAME).is_file():
-            results.append(FeatureSurvival.load(saved))
-            continue
-        if sae is None:  # loaded only when a student is still to measure
-            sae = load_sae(sae_dir)
-        student = GPTNeoXForCausalLM.from_pretrained(config.out / "students" / student_name(width))
-        results.append(measure_feature_survival(teacher, sae, student, test, n_tokens=config.survival_tokens,
-                                                batch_size=config.batch_size, progress=False))
-    return write_survival_study(results, folder, "Tiny teacher: which SAE latents each student carries")
 
 
 def _probes(config: DemoConfig, articles, tokenizer, teacher, students_dir: Path) -> pd.DataFrame:
@@ -299,13 +184,15 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
     """Run every stage and return the path of ``report.md``; finished stages are reused from ``out``."""
     config = config or DemoConfig()
     config.out = Path(out)
-    config.out.mkdir(parents=True, exist_ok=True)
+    claim_folder(config.out, "demo")
     hook = f"gpt_neox.layers.{config.sae_layer}"
     with _stage(config, "corpus and tokenizer"):
-        articles, tokenizer, train, test = _data(config)
+        articles = wiki_articles(gensim_wheel(config.cache_dir))
+        tokenizer, train, test = tokenizer_and_blocks(articles, config.out / "teacher", config.vocab_size,
+                                                      config.block_size)
         train.save_to_disk(str(config.out / "blocks"))
     with _stage(config, "teacher"):
-        teacher = _train_teacher(config, tokenizer, train, test)
+        teacher = train_teacher(config.out / "teacher", teacher_settings(config), tokenizer, train, test)
         teacher.eval()
     sae_dir = config.out / "sae" / hook
     with _stage(config, "SAE and feature statistics"):
@@ -320,7 +207,10 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
         plot_predicted_floors(tables, config.out / "predicted_floors.png", "Tiny teacher: predicted floor vs width")
         plot_spectrum(stats, config.out / "importance_spectrum.png")
     with _stage(config, "students"):
-        students, curves = _students(config, teacher, train, test)
+        settings = student_settings(config)
+        distil_students(config.out / "students", teacher, config.out / "teacher", train, test, config.all_widths,
+                        settings, "embedded Wikipedia sample (gensim wheel)", survival_dir=config.out / "survival")
+        students, curves = student_table(config.out / "students", config.all_widths, settings, len(train))
         plot_floor_curves(curves, config.out / "floor_curves.png", "Students: eval loss and fitted asymptotes")
     predictor = FloorPredictor(stats, "paper")
     students["predicted_floor"] = predictor.predict(list(students["width"]))["predicted_floor"].to_numpy()
@@ -341,7 +231,11 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
                    title="Tiny teacher: observed floor vs width")
     predictor.save_pretrained(config.out / "predictor")
     with _stage(config, "feature survival"):
-        survival = _survival(config, teacher, test, sae_dir)
+        results = student_survival(config.out / "survival", config.out / "students", teacher,
+                                   lambda: load_sae(sae_dir), test, config.all_widths, config.survival_tokens,
+                                   config.batch_size)
+        survival = write_survival_study(results, config.out / "survival",
+                                        "Tiny teacher: which SAE latents each student carries")
     with _stage(config, "held-out validation"):  # after survival: its k* calibrate the measured-capacity predictor
         validation = score_predictors(load_observations(config.out), protocols=DEMO_PROTOCOLS,
                                       soft_fit=SHIPPED_SOFT_FLOOR, soft_label="shipped shape")

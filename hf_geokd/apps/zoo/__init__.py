@@ -1,0 +1,65 @@
+"""``geokd zoo``: the demo's pipeline on many teachers, with every prediction registered before it is tested.
+
+For each teacher of a zoo YAML file (:mod:`.config`), in its own folder under ``out``: the ``predict`` stage trains
+the teacher, one SAE per seed, the ablation floors and the calibration students, and writes ``registration.json``
+(:mod:`.registration`); the ``score`` stage trains the other students and scores the registered predictions (and,
+exploratory, every predictor under every protocol) against their floors (:mod:`.stages`); the summary compares the
+teachers (:mod:`.summary`). Every invocation continues where the last stopped; ``max_minutes`` stops a long one
+cleanly (a checkpoint is kept) so that the next continues from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..pipeline import DeadlineReached, claim_folder
+from .config import ZooTeacher, load_zoo, student_widths
+from .registration import read_registration, registration_commit
+from .stages import deadline_after, pick_device, predict_stage, prepare, score_stage
+from .summary import write_teacher_report, write_zoo_summary
+
+STAGES = ("predict", "score", "all")
+
+__all__ = ["STAGES", "ZooTeacher", "load_zoo", "run_zoo", "student_widths"]
+
+
+def run_zoo(out: str | Path, teachers: list[ZooTeacher], stage: str = "all", only: list[str] | None = None,
+            cache_dir: str | Path = ".cache/hf-geokd", device: str | None = None, max_minutes: float | None = None,
+            allow_uncommitted: bool = False) -> Path | None:
+    """Run ``stage`` for each teacher (``only``: these names), then write the zoo's summary; return its path (None
+    when no teacher has been scored yet). Raises :class:`~hf_geokd.apps.pipeline.DeadlineReached` when
+    ``max_minutes`` runs out (everything finished so far is kept).
+
+    The score stage of a teacher runs only on a registration that version control holds as it is (unless
+    ``allow_uncommitted``, which the report then states), so that no prediction can change after its students are
+    seen.
+    """
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}.")
+    names = [teacher.name for teacher in teachers]
+    unknown = sorted(set(only or []) - set(names))
+    if unknown:
+        raise ValueError(f"--only {unknown}: no such teacher in this zoo ({names}).")
+    out = Path(out)
+    claim_folder(out, "zoo")
+    device = pick_device(device)
+    deadline = deadline_after(max_minutes)
+    for teacher in teachers:
+        if only and teacher.name not in only:
+            continue
+        folder = out / teacher.name
+        print(f"[zoo] {teacher.name}: {stage}", flush=True)
+        run = prepare(teacher, folder, Path(cache_dir), device, deadline)
+        registration = predict_stage(run) if stage in ("predict", "all") else read_registration(folder)
+        if stage == "predict":
+            continue
+        if registration is None:
+            print(f"[zoo] {teacher.name}: not registered yet (run --stage predict first)", flush=True)
+            continue
+        commit = registration_commit(folder) if not allow_uncommitted else None
+        result = score_stage(run, registration)
+        write_teacher_report(run, registration, result, commit, allow_uncommitted)
+    return write_zoo_summary(out, teachers)
+
+
+__all__ += ["DeadlineReached"]

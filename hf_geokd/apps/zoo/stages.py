@@ -1,0 +1,239 @@
+"""The two stages of one zoo teacher, each resumable from its folder.
+
+``predict``: corpus -> tokenizer and blocks -> teacher -> one SAE per seed, each with its feature statistics and its
+ablation floors at every student width -> the calibration students (the narrowest ones), distilled to the
+convergence rule -> ``registration.json`` (every prediction, before any other student trains).
+
+``score``: the other students, distilled to the convergence rule -> their feature survival (the first seed's SAE)
+-> the registered predictions scored against the observed floors, per SAE seed -> the exploratory validation of
+every predictor under every protocol, per seed -> ``report.md``.
+
+Folder of a teacher::
+
+    teacher/                 model, tokenizer, eval.json
+    sae/seed<s>/<hook>/      the SAE (sae-lens layout), feature_stats.*, ablation_floors.json
+    students/w<width>/       each student, its floor.json and card
+    survival/d_S=<width>/    which teacher latents it carries (seed 0's SAE)
+    registration.json/.md    written once by the predict stage
+    scores.json, report.md   the score stage
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...ablation_floors import AblationFloors
+from ...capacity import critical_width, quiet_capacity_warnings
+from ...data.corpora import CORPORA, corpus_documents
+from ...distill import build_student
+from ...stats import FeatureStats
+from ...validate.predictors import SCEPTIC_BASELINES
+from ..pipeline import (
+    StudentSettings,
+    TeacherSettings,
+    distil_students,
+    student_floor_file,
+    student_table,
+    tokenizer_and_blocks,
+    train_teacher,
+)
+from .config import ZooTeacher, student_widths
+from .registration import (
+    PRIMARY,
+    STUDENT_FREE,
+    read_registration,
+    seed_predictions,
+    summarise_seeds,
+    write_registration,
+)
+
+
+@dataclass
+class TeacherRun:
+    """What both stages of one teacher share: its settings, folder, data, the trained teacher, and the device."""
+
+    teacher: ZooTeacher
+    folder: Path
+    tokenizer: object
+    train: object
+    test: object
+    model: object
+    device: str
+    deadline: float | None
+
+    @property
+    def students(self) -> StudentSettings:
+        t = self.teacher
+        return StudentSettings(max_steps=t.student_max_steps, batch_size=t.batch_size, lr=t.student_lr,
+                               eval_every=t.eval_every, checkpoint_every=t.checkpoint_every,
+                               eval_blocks=t.eval_blocks, floor_tolerance=t.floor_tolerance,
+                               floor_absolute_tolerance=t.floor_absolute_tolerance, temperature=t.temperature,
+                               seed=t.seed, teacher_heads=t.heads)
+
+    def sae_dir(self, seed: int) -> Path:
+        return self.folder / "sae" / f"seed{seed}" / self.teacher.hook_name
+
+    def distil(self, widths: list[int]) -> None:
+        distil_students(self.folder / "students", self.model, self.folder / "teacher", self.train, self.test, widths,
+                        self.students, CORPORA[self.teacher.corpus], deadline=self.deadline,
+                        survival_dir=self.folder / "survival")
+
+    def parameters(self, width: int) -> int:
+        """A width-``width`` student's parameter count (built, not trained)."""
+        return build_student(self.model.config, width, num_attention_heads=self.students.heads(width)
+                             ).num_parameters()
+
+
+def prepare(teacher: ZooTeacher, folder: Path, cache_dir: Path, device: str, deadline: float | None) -> TeacherRun:
+    """The corpus, tokenizer and blocks, and the teacher (trained when absent)."""
+    documents = corpus_documents(teacher.corpus, cache_dir)
+    tokenizer, train, test = tokenizer_and_blocks(documents, folder / "teacher", teacher.vocab_size,
+                                                  teacher.block_size)
+    settings = TeacherSettings(teacher.hidden, teacher.layers, teacher.heads, teacher.teacher_steps,
+                               teacher.batch_size, teacher.block_size, teacher.seed)
+    model = train_teacher(folder / "teacher", settings, tokenizer, train, test).to(device).eval()
+    return TeacherRun(teacher, folder, tokenizer, train, test, model, device, deadline)
+
+
+def train_saes(run: TeacherRun) -> dict[int, FeatureStats]:
+    """One SAE per seed (skipped when saved), each with its statistics on held-out tokens."""
+    # Deferred: sae-lens loads only when a zoo actually trains.
+    from ...sae import train_sae
+
+    t = run.teacher
+    stats = {}
+    for seed in t.sae_seeds:
+        folder = run.sae_dir(seed)
+        if not (folder / "feature_stats.json").is_file():
+            measure = min(t.stats_tokens, len(run.test) * t.block_size)
+            train_sae(run.model, run.train, [t.hook_name], folder.parent, device=run.device, seed=seed,
+                      measure_tokens=measure, measure_dataset=run.test, **t.sae_settings())
+        stats[seed] = FeatureStats.load(folder)
+    return stats
+
+
+def d_star(stats: dict[int, FeatureStats]) -> float:
+    """d* = F / g(alpha) under dt_signed, the median over the SAE seeds."""
+    with quiet_capacity_warnings():
+        return float(np.median([critical_width(s.n_features, s.alpha, "dt_signed") for s in stats.values()]))
+
+
+def ablation_floors(run: TeacherRun, seed: int, stats: FeatureStats, widths: list[int]) -> AblationFloors:
+    """The seed's SAE's ablation floors at ``widths`` (dt_signed, continuous cut), measured once and saved."""
+    from ...sae import load_sae, measure_ablation_floors  # Deferred: see train_saes
+
+    folder = run.sae_dir(seed)
+    saved = AblationFloors.stored(folder)
+    if saved is not None and saved.widths == widths:
+        return saved
+    floors = measure_ablation_floors(load_sae(folder, device=run.device), run.model, run.test, widths, stats=stats,
+                                     n_tokens=run.teacher.ablation_tokens, capacity_kind="dt_signed",
+                                     kept_rule="continuous", temperature=run.teacher.temperature,
+                                     batch_size=run.teacher.batch_size, progress=False)
+    floors.save(folder)
+    return floors
+
+
+def predict_stage(run: TeacherRun) -> dict:
+    """Everything the registration needs, then the registration itself (or the one already written)."""
+    registered = read_registration(run.folder)
+    if registered is not None:
+        return registered
+    t = run.teacher
+    stats = train_saes(run)
+    widths = list(t.widths) or student_widths(d_star(stats), t.hidden)
+    all_widths = [*widths, t.hidden]
+    floors = {seed: ablation_floors(run, seed, stats[seed], all_widths) for seed in t.sae_seeds}
+    calibration_widths = widths[:t.calibration_students]
+    run.distil(calibration_widths)
+    observed = [json.loads(student_floor_file(run.folder / "students", w).read_text()) for w in calibration_widths]
+    targets = widths[t.calibration_students:]
+    rows = pd.DataFrame({"width": calibration_widths, "observed": [row["observed_floor"] for row in observed],
+                         "parameters": [float(row["parameters"]) for row in observed],
+                         "converged": [row["converged"] for row in observed]})
+    target_rows = pd.DataFrame({"width": targets, "parameters": [float(run.parameters(w)) for w in targets]})
+    per_seed = []
+    for seed in t.sae_seeds:
+        ablation = dict(zip(floors[seed].widths, floors[seed].kl))
+        per_seed.append(seed_predictions(stats[seed], rows.assign(ablation=rows["width"].map(ablation)),
+                                         target_rows.assign(ablation=target_rows["width"].map(ablation))))
+    predictions = summarise_seeds(per_seed, targets)
+    content = {
+        "widths": widths, "control_width": t.hidden, "calibration_widths": calibration_widths,
+        "calibration_floors": rows["observed"].tolist(), "calibration_converged": rows["converged"].tolist(),
+        "calibration_steps": [row["steps_trained"] for row in observed], "predicted_widths": targets,
+        "target_parameters": target_rows["parameters"].tolist(),
+        "saes": [_sae_summary(seed, stats[seed], floors[seed]) for seed in t.sae_seeds],
+        "ablation_floors": {str(seed): dict(zip(map(str, floors[seed].widths), floors[seed].kl))
+                            for seed in t.sae_seeds},
+        "predictions": predictions,
+        "not_fitted": [name for name in per_seed[0] if name not in predictions],
+        "teacher_eval_loss": json.loads((run.folder / "teacher" / "eval.json").read_text())["eval_loss"],
+    }
+    write_registration(run.folder, t, content)
+    return read_registration(run.folder)
+
+
+def _sae_summary(seed: int, stats: FeatureStats, floors: AblationFloors) -> dict:
+    with quiet_capacity_warnings():
+        d = critical_width(stats.n_features, stats.alpha, "dt_signed")
+    return {"seed": seed, "n_features": stats.n_features, "l0": stats.l0, "alpha": stats.alpha,
+            "d_sae": stats.metadata.get("d_sae"), "critical_width": d, "splice_kl": floors.splice_kl,
+            "splice_ce": floors.splice_ce, "teacher_ce": floors.teacher_ce}
+
+
+def score_stage(run: TeacherRun, registration: dict) -> dict:
+    """Train the registered students that are not trained yet, then score every registered prediction against the
+    observed floors (per SAE seed) and write ``scores.json``."""
+    t = run.teacher
+    widths = registration["widths"]
+    all_widths = [*widths, registration["control_width"]]
+    run.distil(all_widths)
+    students, curves = student_table(run.folder / "students", all_widths, run.students, len(run.train))
+    observed = dict(zip(students["width"], students["observed_floor"]))
+    targets = registration["predicted_widths"]
+    truth = np.array([observed[w] for w in targets])
+    rows = []
+    for name, per_width in registration["predictions"].items():
+        per_seed = np.array([per_width[str(w)]["per_seed"] for w in targets])  # [widths, fitted seeds]
+        errors = np.abs(per_seed - truth[:, None]) / truth[:, None]
+        mares = 100 * np.median(errors, axis=0)
+        rows.append({"predictor": name, "mare_pct": float(np.median(mares)), "mare_low": float(mares.min()),
+                     "mare_high": float(mares.max()), "seed_spread": float(mares.max() - mares.min()),
+                     "seeds": int(per_seed.shape[1]), "baseline": name in SCEPTIC_BASELINES})
+    scores = pd.DataFrame(rows).sort_values("mare_pct", kind="stable")
+    result = {"teacher": t.name, "students": students.to_dict(orient="records"), "scores": scores.to_dict("records"),
+              "observed": {str(w): observed[w] for w in all_widths},
+              "unconverged": [int(w) for w, ok in zip(students["width"], students["converged"]) if not ok],
+              "primary": _row(scores, PRIMARY), "student_free": _row(scores, STUDENT_FREE),
+              "best_baseline": scores[scores["baseline"]].iloc[0].to_dict() if scores["baseline"].any() else None}
+    (run.folder / "scores.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+    result["curves"] = curves
+    return result
+
+
+def _row(scores: pd.DataFrame, name: str) -> dict | None:
+    found = scores[scores["predictor"] == name]
+    return None if found.empty else found.iloc[0].to_dict()
+
+
+def deadline_after(minutes: float | None) -> float | None:
+    """A time.time() deadline ``minutes`` from now (None: no limit)."""
+    return None if minutes is None else time.time() + 60.0 * minutes
+
+
+def pick_device(device: str | None) -> str:
+    """``cuda`` when asked (and present), else ``cpu``."""
+    if device not in (None, "cpu", "cuda"):
+        raise ValueError(f"--device must be cpu or cuda, got {device!r}.")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is visible to torch. Run on a GPU machine or pass --device "
+                         "cpu.")
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")

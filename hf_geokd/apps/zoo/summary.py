@@ -1,0 +1,181 @@
+"""What the zoo reports: per teacher (``<teacher>/report.md``) and across teachers (``report.md``, ``summary.csv``,
+``predicted_vs_observed.png``, ``mare_by_teacher.png``), with the registered success rule evaluated as registered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...reporting.plots import new_figure, plot_floor_curves, save_figure
+from ...tables import markdown_table
+from .config import ZooTeacher
+from .registration import PRIMARY, STUDENT_FREE, SUCCESS_RULE, read_registration, registration_digest
+
+SHOWN = (PRIMARY, STUDENT_FREE, "ablation floor + Eq. 3", "Eq. 2 (dt_signed) + Eq. 3")
+
+
+def write_teacher_report(run, registration: dict, result: dict, commit: str | None, allow_uncommitted: bool
+                         ) -> Path:
+    """``report.md`` of one teacher: its registration, students, registered scores and curves."""
+    folder = run.folder
+    plot_floor_curves(result["curves"], folder / "floor_curves.png", f"{run.teacher.name}: distillation curves")
+    _plot_teacher(registration, result, folder / "predicted_vs_observed.png")
+    scores = pd.DataFrame(result["scores"])
+    students = pd.DataFrame(result["students"])[["width", "parameters", "observed_floor", "asymptote", "converged",
+                                                  "steps_trained", "eval_ce"]]
+    provenance = (f"commit `{commit}`" if commit else
+                  "**not committed** (run with --allow-uncommitted)" if allow_uncommitted else
+                  "not under version control")
+    lines = [f"# Zoo teacher `{run.teacher.name}`", "",
+             f"Registration: `registration.json` (sha256 `{registration_digest(folder)[:16]}`), {provenance}, written "
+             f"{registration['registered_at']}. Primary predictor: **{PRIMARY}**; calibration students "
+             f"{registration['calibration_widths']}; scored students {registration['predicted_widths']}.", "",
+             "## Students", "", markdown_table(students), "",
+             ("Not converged by the stated rule (their floors are upper bounds): d_S = "
+              + ", ".join(map(str, result["unconverged"])) + "." if result["unconverged"] else
+              "Every student converged by the stated rule."), "",
+             "![curves](floor_curves.png)", "",
+             "## Registered predictions, scored", "",
+             "MARE: the median absolute relative error over the held-out students, its median over the SAE seeds "
+             "and its range (low, high) over them.", "", markdown_table(scores), "",
+             "![predicted vs observed](predicted_vs_observed.png)", ""]
+    path = folder / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _plot_teacher(registration: dict, result: dict, path: Path, axis=None) -> None:
+    """Observed floors and the shown predictors' registered floors (median, seed range as error bars)."""
+    figure = None
+    if axis is None:
+        figure, axis = new_figure(figsize=(6.0, 4.4))
+    widths = registration["predicted_widths"]
+    observed = result["observed"]
+    all_widths = sorted(int(width) for width in observed)
+    axis.plot(all_widths, [observed[str(w)] for w in all_widths], "ko-", lw=1.2, label="observed")
+    for index, name in enumerate(SHOWN):
+        predicted = registration["predictions"].get(name)
+        if predicted is None:
+            continue
+        median = np.array([predicted[str(w)]["median"] for w in widths])
+        low = median - np.array([predicted[str(w)]["low"] for w in widths])
+        high = np.array([predicted[str(w)]["high"] for w in widths]) - median
+        axis.errorbar(widths, median, yerr=[low, high], fmt="s--", ms=3, lw=0.8, capsize=2, color=f"C{index}",
+                      label=name)
+    best = result.get("best_baseline")
+    if best:
+        predicted = registration["predictions"][best["predictor"]]
+        axis.plot(widths, [predicted[str(w)]["median"] for w in widths], "x:", color="0.4",
+                  label=f"best baseline: {best['predictor']}")
+    axis.axvline(np.median([sae["critical_width"] for sae in registration["saes"]]), color="0.6", ls=":", lw=0.8)
+    axis.set_xscale("log")
+    axis.set_xlabel("student width d_S (dotted: d*, dt_signed)")
+    axis.set_ylabel("floor (nats per token)")
+    axis.set_title(registration["teacher"])
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=6)
+    if figure is not None:
+        save_figure(figure, path)
+
+
+def collect(out: Path, teachers: list[ZooTeacher]) -> list[tuple[str, dict, dict]]:
+    """(name, registration, scores) of every teacher whose score stage has finished."""
+    found = []
+    for teacher in teachers:
+        registration = read_registration(out / teacher.name)
+        scores_file = out / teacher.name / "scores.json"
+        if registration is not None and scores_file.is_file():
+            found.append((teacher.name, registration, json.loads(scores_file.read_text())))
+    return found
+
+
+def success(table: pd.DataFrame, teachers: int) -> dict:
+    """The registered success rule on the per-teacher table (columns primary, primary_spread, best_baseline,
+    student_free, ablation_eq3), with what each part measured."""
+    primary = table["primary"]
+    beats = int((table["primary"] < table["best_baseline"]).sum())
+    checks = {
+        f"median primary MARE <= {SUCCESS_RULE['primary_median_mare_pct']}%":
+            (float(primary.median()), bool(primary.median() <= SUCCESS_RULE["primary_median_mare_pct"])),
+        f"no teacher above {SUCCESS_RULE['primary_max_teacher_mare_pct']}%":
+            (float(primary.max()), bool(primary.max() <= SUCCESS_RULE["primary_max_teacher_mare_pct"])),
+        f"beats the best baseline on >= {SUCCESS_RULE['beats_best_baseline_share']:.0%} of the teachers":
+            (f"{beats} of {len(table)}", bool(beats >= SUCCESS_RULE["beats_best_baseline_share"] * len(table))),
+        f"seed spread <= {SUCCESS_RULE['max_seed_spread_pct_points']} points on every teacher":
+            (float(table["primary_spread"].max()),
+             bool(table["primary_spread"].max() <= SUCCESS_RULE["max_seed_spread_pct_points"])),
+        f"student-free median MARE <= {SUCCESS_RULE['student_free_median_mare_pct']}%":
+            (float(table["student_free"].median()),
+             bool(table["student_free"].median() <= SUCCESS_RULE["student_free_median_mare_pct"])),
+        "ablation floor + Eq. 3 no worse than the primary (median over teachers)":
+            (float(table["ablation_eq3"].median()), bool(table["ablation_eq3"].median() <= primary.median())),
+    }
+    return {"checks": checks, "complete": len(table) == teachers}
+
+
+def write_zoo_summary(out: Path, teachers: list[ZooTeacher]) -> Path | None:
+    """``report.md``, ``summary.csv`` and the figures across the scored teachers (None when none is scored)."""
+    found = collect(out, teachers)
+    if not found:
+        return None
+    rows, mare = [], {}
+    for name, _, scores in found:
+        table = pd.DataFrame(scores["scores"]).set_index("predictor")
+        baselines = table[table["baseline"]]
+        best = baselines["mare_pct"].idxmin() if len(baselines) else None
+        rows.append({"teacher": name, "primary": _get(table, PRIMARY), "primary_spread": _get(table, PRIMARY,
+                     "seed_spread"), "best_baseline": baselines["mare_pct"].min() if best else np.nan,
+                     "best_baseline_name": best, "student_free": _get(table, STUDENT_FREE),
+                     "ablation_eq3": _get(table, "ablation floor + Eq. 3"),
+                     "unconverged": ", ".join(map(str, scores["unconverged"])) or "none"})
+        mare[name] = table["mare_pct"]
+    summary = pd.DataFrame(rows)
+    summary.to_csv(out / "summary.csv", index=False)
+    verdict = success(summary, len(teachers))
+    _plot_grid(found, out / "predicted_vs_observed.png")
+    _plot_heatmap(pd.DataFrame(mare), out / "mare_by_teacher.png")
+    lines = ["# Teacher zoo: registered predictions across teachers", "",
+             f"Scored teachers: {len(found)} of {len(teachers)}"
+             + ("" if verdict["complete"] else " (the rule is evaluated on the complete zoo only: provisional)") + ".",
+             "", "## The registered success rule", "", "| part | measured | holds |", "|---|---|---|"]
+    for part, (value, holds) in verdict["checks"].items():
+        shown = f"{value:.1f}" if isinstance(value, float) else str(value)
+        lines.append(f"| {part} | {shown} | {'yes' if holds else '**no**'} |")
+    lines += ["", "## Per teacher (MARE %, median over SAE seeds)", "", markdown_table(summary), "",
+              "![predicted vs observed](predicted_vs_observed.png)", "", "![MARE](mare_by_teacher.png)", "",
+              "Each teacher's report: " + ", ".join(f"[{name}]({name}/report.md)" for name, _, _ in found) + "."]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _get(table: pd.DataFrame, name: str, column: str = "mare_pct") -> float:
+    return float(table.at[name, column]) if name in table.index else float("nan")
+
+
+def _plot_grid(found: list[tuple[str, dict, dict]], path: Path) -> None:
+    columns = min(3, len(found))
+    rows = int(np.ceil(len(found) / columns))
+    figure, axes = new_figure(rows, columns, figsize=(4.6 * columns, 3.6 * rows), squeeze=False)
+    for axis, (_, registration, scores) in zip(axes.flat, found):
+        _plot_teacher(registration, scores, path, axis=axis)
+    for axis in list(axes.flat)[len(found):]:
+        axis.set_visible(False)
+    save_figure(figure, path)
+
+
+def _plot_heatmap(mare: pd.DataFrame, path: Path) -> None:
+    figure, axis = new_figure(figsize=(1.6 + 1.1 * mare.shape[1], 0.9 + 0.32 * mare.shape[0]))
+    values = mare.to_numpy(float)
+    image = axis.imshow(np.minimum(values, 100), cmap="viridis_r", aspect="auto", vmin=0, vmax=100)
+    axis.set_xticks(range(mare.shape[1]), mare.columns, rotation=30, ha="right", fontsize=7)
+    axis.set_yticks(range(mare.shape[0]), mare.index, fontsize=7)
+    for (i, j), value in np.ndenumerate(values):
+        axis.text(j, i, "-" if np.isnan(value) else f"{value:.0f}", ha="center", va="center", fontsize=6,
+                  color="white" if value > 50 else "black")
+    figure.colorbar(image, ax=axis, label="MARE % (clipped at 100)")
+    axis.set_title("Registered predictions: MARE per predictor per teacher")
+    save_figure(figure, path)
