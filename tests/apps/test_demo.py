@@ -107,7 +107,8 @@ def test_a_higher_step_limit_retrains_exactly_the_unconverged_students(crashed_t
     run_demo(out, config)
     for name, old in before.items():
         new = json.loads((out / "students" / name / "floor.json").read_text())
-        remeasured = (out / "survival" / f"d_S={old['width']}" / "feature_survival.json").stat().st_mtime_ns != survival[name]
+        survival_file = out / "survival" / f"d_S={old['width']}" / "feature_survival.json"
+        remeasured = survival_file.stat().st_mtime_ns != survival[name]
         if old["converged"]:
             assert new == old and not remeasured
         else:  # trained again from its start: its earlier steps repeat; its survival is measured on the new weights
