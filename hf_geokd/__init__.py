@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .ablation_floors import AblationFloors
 from .calibration import PowerLawFit, TwoComponentFit, fit_power_law, fit_two_component
 from .capacity import (
     CAPACITY_KINDS,
@@ -44,8 +45,15 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for IDEs and type che
         student_config,
     )
     from .probing import ProbeCallback, run_probes
-    from .sae import load_sae, measure_feature_stats, push_sae_to_hub, train_sae
-    from .survival import FeatureSurvival, measure_feature_survival
+    from .sae import (
+        SAETrainingConfig,
+        load_sae,
+        measure_ablation_floors,
+        measure_feature_stats,
+        push_sae_to_hub,
+        train_sae,
+    )
+    from .survival import FeatureSurvival, FeatureSurvivalConfig, measure_feature_survival
     from .validate import load_observations, score_predictors
 
 _LAZY = {
@@ -61,6 +69,8 @@ _LAZY = {
     "load_observations": ("hf_geokd.validate", "load_observations"),
     "score_predictors": ("hf_geokd.validate", "score_predictors"),
     "train_sae": ("hf_geokd.sae", "train_sae"),
+    "SAETrainingConfig": ("hf_geokd.sae", "SAETrainingConfig"),
+    "measure_ablation_floors": ("hf_geokd.sae", "measure_ablation_floors"),
     "load_sae": ("hf_geokd.sae", "load_sae"),
     "measure_feature_stats": ("hf_geokd.sae", "measure_feature_stats"),
     "push_sae_to_hub": ("hf_geokd.sae", "push_sae_to_hub"),
@@ -68,6 +78,7 @@ _LAZY = {
     "ProbeCallback": ("hf_geokd.probing", "ProbeCallback"),
     "measure_feature_survival": ("hf_geokd.survival", "measure_feature_survival"),
     "FeatureSurvival": ("hf_geokd.survival", "FeatureSurvival"),
+    "FeatureSurvivalConfig": ("hf_geokd.survival", "FeatureSurvivalConfig"),
 }
 
 
@@ -84,6 +95,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AblationFloors", "FeatureSurvivalConfig", "SAETrainingConfig", "measure_ablation_floors",
     "SHIPPED_SOFT_FLOOR", "MultiStudentDistillationTrainer", "SoftFloor", "SoftFloorFit", "estimate_floor",
     "fit_soft_floor", "load_observations", "score_predictors",
     "CAPACITY_KINDS", "CapacityWarning", "DistillationConfig", "DistillationTrainer", "FeatureStats",

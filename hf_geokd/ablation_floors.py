@@ -24,8 +24,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
 
+from .checks import sae_subfolder
 from .files import known_fields, read_json
+from .sources import HUB_UNREACHABLE, hub_error, local_folder
 
 ABLATION_FLOORS_NAME = "ablation_floors.json"
 
@@ -106,3 +110,21 @@ class AblationFloors:
     def stored(cls, directory: str | Path) -> AblationFloors | None:
         """The ablation floors saved in ``directory``, or None when there are none."""
         return cls.load(directory) if (Path(directory) / ABLATION_FLOORS_NAME).is_file() else None
+
+
+def stored_ablation_floors(repo_or_dir: str | Path, sae_id: str | None = None, **download: Any
+                           ) -> AblationFloors | None:
+    """The ablation floors saved beside an SAE or a predictor (a local folder or a Hub repo, ``sae_id`` the SAE's
+    folder in it), or None when there are none (``download``: ``hf_hub_download``'s revision, cache_dir, ...)."""
+    subfolder = sae_subfolder(sae_id)
+    source = local_folder(repo_or_dir)
+    if source is not None:
+        return AblationFloors.stored(source / subfolder if subfolder else source)
+    name = f"{subfolder}/{ABLATION_FLOORS_NAME}" if subfolder else ABLATION_FLOORS_NAME
+    try:
+        path = hf_hub_download(str(repo_or_dir), name, **download)
+    except HUB_UNREACHABLE as error:
+        raise hub_error(str(repo_or_dir), error) from error
+    except EntryNotFoundError:
+        return None
+    return AblationFloors.load(Path(path).parent)

@@ -12,6 +12,7 @@ import pandas as pd
 from huggingface_hub import ModelCard, ModelHubMixin, hf_hub_download, metadata_load
 from huggingface_hub.errors import EntryNotFoundError
 
+from .ablation_floors import AblationFloors, stored_ablation_floors
 from .calibration import TwoComponentFit, fit_two_component
 from .capacity import (
     CapacityKind,
@@ -109,6 +110,9 @@ class FloorPredictor(
         kept_rule: where Eq. 2 cuts the ranked spectrum: ``floor`` (F_S = floor(d_S g), the paper) or
             ``continuous`` (the real-valued rank d_S g, interpolated between integer ranks: no jump when one
             feature more or less fits; see :func:`hf_geokd.capacity.predicted_floor`).
+        ablation: the teacher's ablation floors (:func:`hf_geokd.sae.measure_ablation_floors`): floors in nats at
+            the widths where they were measured, with no student trained. Saved and loaded with the predictor;
+            :meth:`predict` adds them as ``ablation_floor`` (NaN at widths not measured).
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class FloorPredictor(
         allow_wider: bool = False,
         floor_model: str | SoftFloorFit | dict | None = None,
         kept_rule: str = "floor",
+        ablation: AblationFloors | dict | None = None,
     ) -> None:
         if not isinstance(stats, FeatureStats):
             raise ValueError(f"stats must be a FeatureStats, got {type(stats).__name__}.")
@@ -136,6 +141,10 @@ class FloorPredictor(
         self.calibration = TwoComponentFit.from_dict(calibration) if isinstance(calibration, dict) else calibration
         self.allow_wider = allow_wider
         self.kept_rule = check_kept_rule(kept_rule)
+        self.ablation = AblationFloors(**ablation) if isinstance(ablation, dict) else ablation
+        if self.ablation is not None and not isinstance(self.ablation, AblationFloors):
+            raise ValueError(f"ablation must be AblationFloors (measure_ablation_floors), got "
+                             f"{type(self.ablation).__name__}.")
 
     # ----------------------------------------------------------------------------------------------- predictions
     @property
@@ -166,8 +175,12 @@ class FloorPredictor(
         """One row per width: kept features F_S, dropped features, the predicted floor as a fraction of the
         teacher's feature energy (Table 2 units), the raw floor, and the calibrated floor when calibrated
         (:func:`hf_geokd.floors.floor_table`)."""
-        return floor_table(self.stats, self._check_widths(widths), self._kind, self.floor_model, self.calibration,
-                           self.kept_rule)
+        table = floor_table(self.stats, self._check_widths(widths), self._kind, self.floor_model, self.calibration,
+                            self.kept_rule)
+        if self.ablation is not None:
+            measured = dict(zip(self.ablation.widths, self.ablation.kl))
+            table["ablation_floor"] = [measured.get(int(width), float("nan")) for width in table["width"]]
+        return table
 
     def calibrate(
         self, widths: Iterable[int], observed: Iterable[float], control_width: int | None = None, seed: int = 0
@@ -225,7 +238,8 @@ class FloorPredictor(
         SAE's hook may be a TransformerLens name (``blocks.4.hook_resid_pre``) and its training-time processing is
         reproduced. With ``approximate=True`` and no model, the statistics come from the SAE's
         ``sparsity.safetensors`` with no forward pass (:mod:`hf_geokd.sae.sparsity`: approximate contributions).
-        The statistics come from :func:`hf_geokd.sae.sae_feature_stats`; this is its thin entry point.
+        The statistics come from :func:`hf_geokd.sae.sae_feature_stats`; this is its thin entry point. Ablation
+        floors saved beside the SAE (``ablation_floors.json``) come with them.
         """
         # Deferred: the SAE side (sae-lens, transformers) loads only when a predictor is built from an SAE. The
         # one import of a subpackage from the core: hf_geokd.sae never imports the predictor, so there is no circle.
@@ -234,8 +248,10 @@ class FloorPredictor(
         stats = sae_feature_stats(repo_or_dir, sae_id, model=model, dataset=dataset, hook_name=hook_name,
                                   n_tokens=n_tokens, allow_pickle=allow_pickle, approximate=approximate,
                                   **measure_kwargs)
+        ablation = stored_ablation_floors(repo_or_dir, sae_id) if "/" in str(repo_or_dir) or Path(
+            repo_or_dir).exists() else None
         return cls(stats, capacity_kind, calibration=calibration, allow_wider=allow_wider, floor_model=floor_model,
-                   kept_rule=kept_rule)
+                   kept_rule=kept_rule, ablation=ablation)
 
     # ---------------------------------------------------------------------------------------------- persistence
     def config(self) -> dict[str, Any]:
@@ -294,6 +310,8 @@ class FloorPredictor(
 
     def _save_pretrained(self, save_directory: Path) -> None:
         self.stats.save(save_directory)
+        if self.ablation is not None:
+            self.ablation.save(save_directory)
         (Path(save_directory) / PREDICTOR_CONFIG_NAME).write_text(json.dumps(self.config(), indent=2) + "\n")
 
     @classmethod
@@ -307,7 +325,7 @@ class FloorPredictor(
         if folder is not None and not (folder / PREDICTOR_CONFIG_NAME).is_file():  # a FeatureStats folder
             settings = ("capacity_kind", "calibration", "allow_wider", "floor_model", "kept_rule")
             init_kwargs = {key: value for key, value in kwargs.items() if key in settings}
-            return cls(FeatureStats.load(folder), **init_kwargs)
+            return cls(FeatureStats.load(folder), **init_kwargs, ablation=AblationFloors.stored(folder))
         if folder is not None:
             read_json(folder / PREDICTOR_CONFIG_NAME)  # a damaged config.json is named here, not by json.load
         try:
@@ -352,11 +370,17 @@ class FloorPredictor(
                         "FloorPredictor.push_to_hub, or build one from an SAE with FloorPredictor.from_sae)."
                     ) from error
             folder = Path(paths[0]).parent
+            model_kwargs["ablation"] = stored_ablation_floors(model_id, revision=revision, cache_dir=cache_dir,
+                                                              force_download=force_download,
+                                                              local_files_only=local_files_only, token=token)
+        model_kwargs.setdefault("ablation", AblationFloors.stored(folder))
         return cls(stats=FeatureStats.load(folder), **model_kwargs)
 
     def card_context(self) -> dict[str, Any]:
-        """What the predictor and SAE card templates read: the predictor, its floor table and d* per kind."""
+        """What the predictor card template reads: the predictor, its floor table, d* per kind and, when measured, its
+        ablation floors."""
         return {
+            "ablation_table": None if self.ablation is None else markdown_table(self.ablation.table()),
             "predictor": self,
             "floor_table": markdown_table(self.predict(default_widths(self.stats.d_in))),
             "critical_widths": critical_widths(self.stats.n_features, self.stats.alpha),
@@ -372,7 +396,9 @@ class FloorPredictor(
             ("APPROXIMATE statistics (see .approximation); " if self.approximation else "")
             + f"F = {s.n_features:,} alive features, L0 = {s.l0:.4g}, alpha = {s.alpha:.5f}; "
             f"g = {self.capacity:.4g} ({kind_name(self.capacity_kind)}), d* = {self.critical_width:,.1f}"
+            + ("" if self.kept_rule == "floor" else f"; {self.kept_rule} cut")
             + ("" if self.floor_model is None else "; soft floor " + _describe(self.floor_model))
+            + ("" if self.ablation is None else f"; ablation floors measured at widths {self.ablation.widths}")
         )
 
     def __repr__(self) -> str:

@@ -29,6 +29,8 @@ FLAG_NAMES = {
     "Pass sae_id=": "Pass --sae-id",
     "checkpoint_dir ": "--out ",
     "widths must": "--widths must",
+    "capacity_kind=": "--kind ",
+    "Leave capacity_kind unset with floor_model": "Leave --kind unset with --floor-model soft",
     "widths [": "--widths [",
     "seeds must": "--seeds must",
     "pass model= and dataset= to measure them": (
@@ -97,15 +99,18 @@ def load_predictor(args: argparse.Namespace):
         return _from_sae(args)
     return FloorPredictor(
         saved.stats, args.kind or saved.capacity_kind, saved.calibration, allow_wider=args.allow_wider,
-        floor_model=saved.floor_model,
+        floor_model=saved.floor_model, kept_rule=saved.kept_rule, ablation=saved.ablation,
     )
 
 
 def command_predict(args: argparse.Namespace) -> int:
     check_folder_flag(args.save, "--save")
     predictor = load_predictor(args)
-    if args.floor_model is not None:
-        predictor.floor_model = None if args.floor_model == "eq2" else SHIPPED_SOFT_FLOOR
+    if args.floor_model is not None:  # a new predictor: the soft floor's own capacity is checked against --kind
+        predictor = FloorPredictor(predictor.stats, args.kind or "paper", predictor.calibration,
+                                   allow_wider=args.allow_wider, kept_rule=predictor.kept_rule,
+                                   floor_model=None if args.floor_model == "eq2" else SHIPPED_SOFT_FLOOR,
+                                   ablation=predictor.ablation)
     stats = predictor.stats
     widths = args.widths or default_widths(stats.d_in)
     print(predictor.summary())
@@ -118,6 +123,8 @@ def command_predict(args: argparse.Namespace) -> int:
     table = predictor.predict(widths)
     print()
     print(markdown_table(table))
+    if args.nats:
+        print_ablation_floors(predictor)
     if args.save:  # before the plot: a failed plot never costs the saved predictor
         predictor.save_pretrained(args.save, overwrite=args.overwrite)
         print(f"predictor saved to {args.save}")
@@ -131,6 +138,20 @@ def command_predict(args: argparse.Namespace) -> int:
             raise ValueError(f"--plot {args.plot}: {error}") from error
         print(f"\nplot: {path}")
     return 0
+
+
+def print_ablation_floors(predictor: FloorPredictor) -> None:
+    """The floors in nats measured with no student (``--nats``), or one line saying how to measure them."""
+    floors = predictor.ablation
+    if floors is None:
+        raise ValueError("--nats: no ablation floors are stored with this predictor or SAE. Measure them with "
+                         "hf_geokd.sae.measure_ablation_floors(sae, model, held_out_blocks, widths) and save them "
+                         "beside the SAE (floors.save(sae_folder)) or with the predictor (FloorPredictor(..., "
+                         "ablation=floors).save_pretrained(...)).")
+    print(f"\nFloors in nats with no student trained (ablation floor: T^2 KL per token, T = {floors.temperature}, "
+          f"{floors.kept_rule} cut, {floors.n_tokens:,} held-out positions; splicing the SAE in costs "
+          f"{floors.splice_kl:.4g} nats):\n")
+    print(markdown_table(floors.table()))
 
 
 def command_paper(args: argparse.Namespace) -> int:
@@ -305,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--plot", help="write a PNG of floor vs width for every capacity kind")
     predict.add_argument("--save", help="save the predictor to this folder (refuses to replace other files)")
     predict.add_argument("--overwrite", action="store_true", help="let --save replace files that are not a predictor's")
+    predict.add_argument("--nats", action="store_true",
+                         help="also print the floors in nats measured with no student (the ablation floors stored "
+                              "with the predictor or beside the SAE)")
     predict.set_defaults(func=command_predict)
 
     paper = commands.add_parser("paper", help="recompute the paper's derived numbers beside its printed ones")

@@ -33,13 +33,17 @@ from ...ablation_floors import AblationFloors
 from ...capacity import critical_width, quiet_capacity_warnings
 from ...data.corpora import CORPORA, corpus_documents
 from ...distill import build_student
+from ...soft_floor import SHIPPED_SOFT_FLOOR
 from ...stats import FeatureStats
+from ...validate import score_predictors, write_validation_report
+from ...validate.observations import Observations, check_rising
 from ...validate.predictors import SCEPTIC_BASELINES
 from ..pipeline import (
     StudentSettings,
     TeacherSettings,
     distil_students,
     student_floor_file,
+    student_survival,
     student_table,
     tokenizer_and_blocks,
     train_teacher,
@@ -209,14 +213,54 @@ def score_stage(run: TeacherRun, registration: dict) -> dict:
                      "mare_high": float(mares.max()), "seed_spread": float(mares.max() - mares.min()),
                      "seeds": int(per_seed.shape[1]), "baseline": name in SCEPTIC_BASELINES})
     scores = pd.DataFrame(rows).sort_values("mare_pct", kind="stable")
+    survival = _survival(run, all_widths)
+    validation = {seed: _validation(run, seed, students) for seed in t.sae_seeds}
     result = {"teacher": t.name, "students": students.to_dict(orient="records"), "scores": scores.to_dict("records"),
               "observed": {str(w): observed[w] for w in all_widths},
               "unconverged": [int(w) for w, ok in zip(students["width"], students["converged"]) if not ok],
               "primary": _row(scores, PRIMARY), "student_free": _row(scores, STUDENT_FREE),
-              "best_baseline": scores[scores["baseline"]].iloc[0].to_dict() if scores["baseline"].any() else None}
+              "best_baseline": scores[scores["baseline"]].iloc[0].to_dict() if scores["baseline"].any() else None,
+              "survival": {"k_star": survival.get("k_star"), "null": survival.get("null")},
+              "validation": validation}
     (run.folder / "scores.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     result["curves"] = curves
     return result
+
+
+def _survival(run: TeacherRun, widths: list[int]) -> dict:
+    """Which of the first seed's SAE latents each student carries (:func:`hf_geokd.survival.write_survival_study`)."""
+    from ...sae import load_sae  # Deferred: see train_saes
+    from ...survival import write_survival_study
+
+    seed = run.teacher.sae_seeds[0]
+    results = student_survival(run.folder / "survival", run.folder / "students", run.model,
+                               lambda: load_sae(run.sae_dir(seed), device=run.device), run.test, widths,
+                               run.teacher.survival_tokens, run.teacher.batch_size)
+    return write_survival_study(results, run.folder / "survival",
+                                f"{run.teacher.name}: which SAE latents (seed {seed}) each student carries")
+
+
+EXPLORATORY_PROTOCOLS = ("zero-shot", "cheapest-2", "cheapest-3", "leave-one-width-out")
+
+
+def _validation(run: TeacherRun, seed: int, students: pd.DataFrame) -> str:
+    """Every predictor under every protocol on this seed's statistics (exploratory: not registered); the path of its
+    report relative to the teacher's folder."""
+    stats = FeatureStats.load(run.sae_dir(seed))
+    floors = AblationFloors.load(run.sae_dir(seed))
+    scored = students[students["width"] < run.teacher.hidden]
+    table = pd.DataFrame({"config": f"seed{seed}", "width": scored["width"].astype(int),
+                          "observed": scored["observed_floor"].astype(float),
+                          "parameters": scored["parameters"].astype(float), "converged": scored["converged"],
+                          "teacher_width": run.teacher.hidden,
+                          "ablation": [floors.floor(int(w)) for w in scored["width"]]})
+    observations = check_rising(Observations(table, {f"seed{seed}": stats}, "loss", False, str(run.folder),
+                                             [f"SAE seed {seed}; the control d_S = d_T is not scored"]),
+                                allow_rising=True)
+    results = score_predictors(observations, protocols=EXPLORATORY_PROTOCOLS, soft_fit=SHIPPED_SOFT_FLOOR)
+    report = write_validation_report(results, run.folder / "validation" / f"seed{seed}",
+                                     f"{run.teacher.name}, SAE seed {seed}: every predictor held out (exploratory)")
+    return str(report.relative_to(run.folder))
 
 
 def _row(scores: pd.DataFrame, name: str) -> dict | None:

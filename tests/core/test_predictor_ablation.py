@@ -1,0 +1,71 @@
+"""A predictor carries the ablation floors (floors in nats, no student) through save, load, its card and the CLI."""
+
+import math
+
+import pytest
+
+from hf_geokd import FeatureStats, FloorPredictor
+from hf_geokd.ablation_floors import AblationFloors
+from hf_geokd.apps.cli import main
+
+FLOORS = AblationFloors(widths=[4, 8], kl=[0.52, 0.11], ce=[3.1, 2.7], kept=[10.0, 20.0], splice_kl=0.05,
+                        splice_ce=2.65, teacher_ce=2.6, temperature=2.0, n_tokens=1000, capacity_kind="dt_signed",
+                        kept_rule="continuous", hooks=["gpt_neox.layers.1"])
+
+
+def stats() -> FeatureStats:
+    return FeatureStats.from_counts(40, 4.0, [1.0 / (i + 1) for i in range(40)], d_in=16, hook_name="gpt_neox.layers.1")
+
+
+def test_predict_shows_the_measured_ablation_floor_and_nan_elsewhere():
+    table = FloorPredictor(stats(), "dt_signed", ablation=FLOORS).predict([4, 8, 16])
+    assert table["ablation_floor"].iloc[:2].tolist() == [0.52, 0.11] and math.isnan(table["ablation_floor"].iloc[2])
+    assert "ablation_floor" not in FloorPredictor(stats(), "dt_signed").predict([4]).columns
+    with pytest.raises(ValueError, match="ablation must be AblationFloors"):
+        FloorPredictor(stats(), ablation=[0.5])
+
+
+def test_ablation_floors_are_saved_loaded_and_on_the_card(tmp_path):
+    predictor = FloorPredictor(stats(), "dt_signed", ablation=FLOORS)
+    predictor.save_pretrained(tmp_path / "p")
+    loaded = FloorPredictor.from_pretrained(tmp_path / "p")
+    assert loaded.ablation == FLOORS
+    card = (tmp_path / "p" / "README.md").read_text()
+    assert "Floors in nats without a student" in card and "0.52" in card and "0.05" in card
+    assert "path/to/this/folder" in card and "this-repo" not in card
+
+
+def test_from_sae_reads_the_floors_saved_beside_the_sae(tmp_path):
+    folder = tmp_path / "sae" / "gpt_neox.layers.1"
+    stats().save(folder)
+    FLOORS.save(folder)
+    predictor = FloorPredictor.from_sae(tmp_path / "sae", sae_id="gpt_neox.layers.1")
+    assert predictor.ablation == FLOORS
+
+
+def test_geokd_predict_nats_prints_them_or_says_how_to_measure_them(tmp_path, capsys):
+    FloorPredictor(stats(), ablation=FLOORS).save_pretrained(tmp_path / "with")
+    FloorPredictor(stats()).save_pretrained(tmp_path / "without")
+    assert main(["predict", str(tmp_path / "with"), "--widths", "4", "8", "--nats"]) == 0
+    out = capsys.readouterr().out
+    assert "Floors in nats with no student trained" in out and "0.52" in out
+    assert main(["predict", str(tmp_path / "without"), "--widths", "4", "--nats"]) == 2
+    assert "measure_ablation_floors" in capsys.readouterr().err
+
+
+def test_a_card_says_soft_floor_and_shows_a_fitted_capacitys_critical_width(tmp_path):
+    from hf_geokd import FittedCapacity
+
+    FloorPredictor(stats(), floor_model="soft").save_pretrained(tmp_path / "soft")
+    card = (tmp_path / "soft" / "README.md").read_text()
+    assert "soft floor" in card and "dt_signed**" not in card
+    FloorPredictor(stats(), FittedCapacity(a=2.0, b=0.0)).save_pretrained(tmp_path / "fitted")
+    assert "(this predictor's)" in (tmp_path / "fitted" / "README.md").read_text()
+
+
+def test_a_calibrated_card_shows_the_fit_without_a_plus_minus_and_no_r2_from_two_points(tmp_path):
+    predictor = FloorPredictor(stats(), "dt_signed")
+    predictor.calibrate([4, 8], [0.9, 0.5])
+    predictor.save_pretrained(tmp_path / "c")
+    card = (tmp_path / "c" / "README.md").read_text()
+    assert "+ -" not in card and "R^2 = 1.0000" not in card and "an exact fit through its points" in card
