@@ -57,7 +57,8 @@ def test_the_cards_carry_the_run_s_numbers(cards):
         assert f"evaluations) | {floor['observed_floor']:.4f} |" in card
         assert ("**yes**" if floor["converged"] else "**no**") in card
     predictor = cards["predictor/README.md"]
-    assert "This predictor uses **dt_signed**." in predictor and "calibrated_floor" in predictor
+    assert "**dt_signed**" in predictor and "calibrated_floor" in predictor
+    assert "| 32 | 180 | 208 | 0.1132 |" in predictor  # Eq. 2 (dt_signed) at d_S = 32: 180 kept, 208 dropped
 
 
 def test_the_render_script_checks_without_writing(render, tmp_path, monkeypatch, capsys):
