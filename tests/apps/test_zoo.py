@@ -1,0 +1,145 @@
+"""The teacher zoo: its YAML, its registration (written once, scored only when committed), and a tiny zoo end to end,
+stopped by its time limit and continued."""
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from hf_geokd.apps.cli import main
+from hf_geokd.apps.zoo import DeadlineReached, ZooTeacher, load_zoo, run_zoo, student_widths
+from hf_geokd.apps.zoo.registration import registration_commit, write_registration
+
+TINY = {"vocab_size": 256, "block_size": 32, "hidden": 16, "layers": 2, "heads": 4, "teacher_steps": 6,
+        "batch_size": 4, "sae_layer": 1, "sae_expansion": 4, "sae_architecture": "topk", "sae_k": 4,
+        "sae_tokens": 2048, "sae_seeds": [0, 1], "stats_tokens": 1024, "ablation_tokens": 512,
+        "widths": [4, 8, 12], "student_max_steps": 6, "eval_every": 2, "checkpoint_every": 2, "eval_blocks": 2,
+        "survival_tokens": 512}
+
+
+def write_zoo(path, teachers, defaults=None):
+    path.write_text(yaml.safe_dump({"defaults": defaults or {}, "teachers": teachers}))
+    return path
+
+
+def test_the_shipped_zoo_varies_every_axis_a_sceptic_would_name():
+    teachers = load_zoo()
+    assert len(teachers) >= 5
+    for axis in ("hidden", "layers", "vocab_size", "teacher_steps", "sae_architecture", "sae_expansion", "sae_k",
+                 "sae_layer", "corpus"):
+        assert len({getattr(teacher, axis) for teacher in teachers}) > 1, axis
+    assert {"topk", "standard"} <= {teacher.sae_architecture for teacher in teachers}
+    assert {"wiki", "code"} <= {teacher.corpus for teacher in teachers}
+    assert all(len(teacher.sae_seeds) == 3 for teacher in teachers)
+
+
+def test_defaults_apply_and_each_teacher_overrides_them(tmp_path):
+    path = write_zoo(tmp_path / "zoo.yaml", [{"name": "a"}, {"name": "b", "hidden": 32, "sae_layer": 0}],
+                     defaults={"hidden": 64, "heads": 4, "layers": 2, "sae_layer": 1})
+    a, b = load_zoo(path)
+    assert (a.hidden, a.sae_layer, b.hidden, b.sae_layer, b.layers) == (64, 1, 32, 0, 2)
+    assert a.hook_name == "gpt_neox.layers.1"
+
+
+@pytest.mark.parametrize("teachers, message", [
+    ([{"name": "a", "hiden": 64}], r"teacher 'a' has unknown keys \['hiden'\]"),
+    ([{"name": "a"}, {"name": "a"}], r"teacher names must be unique, \['a'\] repeat"),
+    ([{"name": "a", "sae_architecture": "bogus"}], "sae_architecture 'bogus' is not one of"),
+    ([{"name": "a", "sae_architecture": "standard", "sae_l1": 0.5}], "takes sae_l1 > 0 and no sae_k"),
+    ([{"name": "a", "sae_k": 2000}], r"takes sae_k in \[1, d_sae = 1024\]"),
+    ([{"name": "a", "widths": [8, 128]}], "width 128 is not narrower than the teacher"),
+    ([{"name": "a", "widths": [8, 16]}], "leave nothing to predict after 2 calibration students"),
+    ([{"name": "a", "sae_layer": 4}], r"sae_layer must be a block index in \[0, layers = 4\)"),
+    ([{"name": "a", "corpus": "poems"}], "corpus 'poems' is not an embedded corpus"),
+    ([{"name": "a/b"}], "must be a folder name"),
+    ([{"name": "a", "sae_seeds": [0, 0]}], "sae_seeds must be distinct integers"),
+    ([{"name": "a", "teacher_steps": 0}], "teacher_steps must be a positive integer"),
+    ([{"hidden": 64}], "must be a mapping with a `name`"),
+])
+def test_a_bad_zoo_file_names_the_teacher_the_key_and_the_fix(tmp_path, teachers, message):
+    with pytest.raises(ValueError, match=message):
+        load_zoo(write_zoo(tmp_path / "zoo.yaml", teachers))
+
+
+def test_bad_zoo_files_and_flags_are_one_line_errors(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("teachers: [")
+    assert main(["zoo", "--teachers", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "z")]) == 2
+    assert "is not valid YAML" in capsys.readouterr().err
+    assert main(["zoo", "--teachers", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "z")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["zoo", "--preset", "smoke", "--only", "nobody", "--out", str(tmp_path / "z")]) == 2
+    assert "no such teacher in this zoo" in capsys.readouterr().err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    assert main(["zoo", "--preset", "smoke", "--out", str(tmp_path / "mine")]) == 2
+    assert "not empty and was not written by `geokd zoo`" in capsys.readouterr().err
+    assert main(["zoo", "--preset", "smoke", "--max-minutes", "0", "--out", str(tmp_path / "z")]) == 2
+
+
+def test_student_widths_span_the_critical_width_below_the_teacher():
+    widths = student_widths(70.0, 128)
+    assert min(widths) < 70 < max(widths) < 128 and len(widths) >= 6
+    assert all(width % 4 == 0 for width in widths)
+    narrow_teacher = student_widths(200.0, 64)  # d* above d_T: a grid below the teacher, all narrower than it
+    assert len(narrow_teacher) >= 5 and max(narrow_teacher) < 64
+
+
+def test_a_registration_is_written_once(tmp_path):
+    teacher = ZooTeacher(name="a")
+    content = {"saes": [], "widths": [8], "control_width": 128, "calibration_widths": [], "calibration_floors": [],
+               "calibration_converged": [], "predicted_widths": [8], "predictions": {}}
+    write_registration(tmp_path, teacher, content)
+    written = (tmp_path / "registration.json").read_bytes()
+    with pytest.raises(FileExistsError, match="written once and never replaced"):
+        write_registration(tmp_path, teacher, content)
+    assert (tmp_path / "registration.json").read_bytes() == written
+    assert json.loads(written)["primary"]["predictor"] == "Eq. 2 (dt_signed, continuous) + Eq. 3"
+
+
+def test_scoring_needs_the_registration_committed_as_it_is(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    assert registration_commit(tmp_path) is None  # outside a git work tree: nothing to check
+    git("init", "-q")
+    git("config", "user.email", "zoo@example.com")
+    git("config", "user.name", "zoo")
+    (tmp_path / "registration.json").write_text("{}\n")
+    with pytest.raises(PermissionError, match="is not committed as it is"):
+        registration_commit(tmp_path)
+    git("add", "registration.json")
+    git("commit", "-qm", "register")
+    assert len(registration_commit(tmp_path)) == 40
+    (tmp_path / "registration.json").write_text('{"changed": true}\n')
+    with pytest.raises(PermissionError, match="is not committed as it is"):
+        registration_commit(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_tiny_zoo_stops_at_its_time_limit_continues_and_scores(tmp_path, wheel_cache):
+    teachers = load_zoo(write_zoo(tmp_path / "zoo.yaml", [{"name": "tiny"}], defaults=TINY))
+    out = tmp_path / "zoo"
+    with pytest.raises(DeadlineReached, match="time limit reached"):  # stops in the first student run
+        run_zoo(out, teachers, stage="predict", cache_dir=wheel_cache, max_minutes=1e-6)
+    assert not (out / "tiny" / "registration.json").exists()
+    assert list((out / "tiny" / "students").glob("checkpoint-*"))
+    assert run_zoo(out, teachers, stage="predict", cache_dir=wheel_cache) is None  # registered, nothing scored
+    registration = json.loads((out / "tiny" / "registration.json").read_text())
+    written = (out / "tiny" / "registration.json").read_bytes()
+    assert registration["calibration_widths"] == [4, 8] and registration["predicted_widths"] == [12]
+    assert [sae["seed"] for sae in registration["saes"]] == [0, 1]
+    primary = registration["predictions"]["Eq. 2 (dt_signed, continuous) + Eq. 3"]["12"]
+    assert primary["low"] <= primary["median"] <= primary["high"] and len(primary["per_seed"]) == 2
+    assert not (out / "tiny" / "students" / "w12").exists()  # nothing it predicts was trained before it
+    report = run_zoo(out, teachers, stage="score", cache_dir=wheel_cache, allow_uncommitted=True)
+    assert (out / "tiny" / "registration.json").read_bytes() == written
+    scores = json.loads((out / "tiny" / "scores.json").read_text())
+    assert {row["predictor"] for row in scores["scores"]} >= {"Eq. 2 (dt_signed, continuous) + Eq. 3",
+                                                               "exponential a e^(-b d) (+ c)"}
+    text = report.read_text()
+    assert "## The registered success rule" in text and "provisional" not in text
+    assert "**not committed**" in (out / "tiny" / "report.md").read_text()
+    for figure in ("predicted_vs_observed.png", "mare_by_teacher.png", "tiny/floor_curves.png",
+                   "tiny/survival/staircase.png", "tiny/validation/seed0/report.md"):
+        assert (out / figure).is_file(), figure
