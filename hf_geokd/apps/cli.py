@@ -254,6 +254,8 @@ def command_validate(args: argparse.Namespace) -> int:
     from ..soft_floor import SHIPPED_SOFT_FLOOR
     from ..validate import load_observations, score_predictors, write_validation_report
     from ..validate.harness import in_sample_configurations
+
+    # Deferred: as above
     from ..validate.protocols import protocol_problem
     from ..validate.report import protocol_tables
 

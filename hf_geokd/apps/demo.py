@@ -237,7 +237,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
         survival = write_survival_study(results, config.out / "survival",
                                         "Tiny teacher: which SAE latents each student carries")
     with _stage(config, "held-out validation"):  # after survival: its k* calibrate the measured-capacity predictor
-        validation = score_predictors(load_observations(config.out), protocols=DEMO_PROTOCOLS,
+        validation = score_predictors(load_observations(config.out, allow_rising=True), protocols=DEMO_PROTOCOLS,
                                       soft_fit=SHIPPED_SOFT_FLOOR, soft_label="shipped shape")
         validation_report = write_validation_report(validation, config.out / "validation",
                                                     "Tiny transformer: held-out floor predictions")

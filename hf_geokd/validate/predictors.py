@@ -21,6 +21,7 @@ Each predictor maps training rows (measured floors it may use) and test rows (fl
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,11 +77,16 @@ def soft_floor_values(observations: Observations, rows: pd.DataFrame, fit: SoftF
 
 
 def _affine(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
-    """Eq. 3, C x + B, fitted by least squares on the calibration rows (an exact line through two points)."""
+    """Eq. 3, C x + B, fitted by least squares on the calibration rows (an exact line through two points), at
+    least 0 (a floor is never negative; :class:`hf_geokd.TwoComponentFit` clips the same way). C <= 0 (observed
+    floors that do not grow with the predicted ones) is a failed fit, as :func:`hf_geokd.fit_two_component` says."""
     if np.unique(x_train).size < 2:
         raise ValueError("Eq. 3 needs two calibration points with distinct predicted floors.")
     slope, intercept = np.polyfit(np.asarray(x_train, float), np.asarray(y_train, float), 1)
-    return slope * np.asarray(x_test, float) + intercept
+    if not slope > 0:
+        raise ValueError(f"Eq. 3 fits C = {slope:.4g} <= 0: the calibration floors do not grow with the predicted "
+                         "ones.")
+    return np.clip(slope * np.asarray(x_test, float) + intercept, 0.0, None)
 
 
 class Geometric(Predictor):
@@ -266,15 +272,17 @@ better only when it beats the best of them on the same points."""
 def _exponential(x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> np.ndarray:
     """a e^(-b x) + c by least squares through three or more points (kept when a, c >= 0), else a e^(-b x) by a line
     through (x, ln y)."""
-    from scipy.optimize import curve_fit  # Deferred: scipy loads only when a curve is fitted.
+    from scipy.optimize import OptimizeWarning, curve_fit  # Deferred: scipy loads only when a curve is fitted.
 
     if np.unique(x).size < 2 or np.any(y <= 0):
         raise ValueError("an exponential needs at least two distinct calibration points with positive floors.")
     slope, intercept = np.polyfit(x, np.log(y), 1)
     if np.unique(x).size >= 3:
         try:
-            (a, b, c), _ = curve_fit(lambda d, a, b, c: a * np.exp(-b * d) + c, x, y,
-                                     p0=(float(np.exp(intercept)), float(-slope), 0.0), maxfev=20_000)
+            with warnings.catch_warnings():  # an exact fit through three points has no covariance to estimate
+                warnings.simplefilter("ignore", OptimizeWarning)
+                (a, b, c), _ = curve_fit(lambda d, a, b, c: a * np.exp(-b * d) + c, x, y,
+                                         p0=(float(np.exp(intercept)), float(-slope), 0.0), maxfev=20_000)
             if a >= 0 and c >= 0 and np.isfinite([a, b, c]).all():
                 return a * np.exp(-b * x_test) + c
         except RuntimeError:
