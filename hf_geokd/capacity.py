@@ -69,7 +69,11 @@ class FittedCapacity:
     def from_kept_counts(cls, widths: Sequence[float], kept: Sequence[float]) -> FittedCapacity:
         """A constant measured capacity (b = 0) from features kept by students of one teacher: Theorem 1's
         F_S = d_S g is a line through the origin in d_S, whose least-squares slope is g_eff = sum k d / sum d^2."""
-        widths, kept = np.asarray(widths, dtype=float), np.asarray(kept, dtype=float)
+        try:
+            widths, kept = np.asarray(widths, dtype=float), np.asarray(kept, dtype=float)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"widths and kept must be numbers (one kept-feature count per student width), got "
+                             f"{widths!r} and {kept!r}.") from error
         if widths.size == 0 or widths.shape != kept.shape:
             raise ValueError(f"pass one kept-feature count per student width (got {widths.size} widths and "
                              f"{kept.size} counts).")

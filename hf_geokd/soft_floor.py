@@ -100,8 +100,16 @@ class SoftFloorFit:
 
     @classmethod
     def from_dict(cls, data: dict) -> SoftFloorFit:
-        return cls(SoftFloor(**data["shape"]), FittedCapacity(**data["capacity_kind"]), data["rms_log_error"],
-                   data["n_points"])
+        """A fit from :meth:`to_dict`'s dict; an incomplete or malformed one is a named error."""
+        keys = {"shape", "capacity_kind", "rms_log_error", "n_points"}
+        if not isinstance(data, dict) or not keys <= set(data):
+            raise ValueError(f"a soft floor must be 'soft', a SoftFloorFit or its dict with keys {sorted(keys)}, got "
+                             f"{data!r}.")
+        try:
+            return cls(SoftFloor(**data["shape"]), FittedCapacity(**data["capacity_kind"]),
+                       float(data["rms_log_error"]), int(data["n_points"]))
+        except TypeError as error:
+            raise ValueError(f"a soft floor's dict is malformed ({error}): {data!r}.") from error
 
 
 def fit_soft_floor(points: list[dict], base: str = "paper") -> SoftFloorFit:

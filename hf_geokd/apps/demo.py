@@ -140,6 +140,18 @@ def _stage(config: DemoConfig, name: str):
     print(f"[demo] {name}: {config.timings[name]:.1f} s", flush=True)
 
 
+def ordering_agreement(predicted: np.ndarray, observed: np.ndarray) -> str:
+    """Whether predicted floors order the students as the observed ones do, pair by pair: a tie in the prediction
+    (e.g. two widths past d* both predicted 0) does not order its pair, and is counted apart."""
+    pairs = [(i, j) for i in range(len(predicted)) for j in range(i + 1, len(predicted))]
+    ties = sum(predicted[i] == predicted[j] for i, j in pairs)
+    agree = sum(np.sign(predicted[i] - predicted[j]) == np.sign(observed[i] - observed[j])
+                for i, j in pairs if predicted[i] != predicted[j])
+    ordered = len(pairs) - ties
+    verdict = "yes" if ordered and agree == ordered else "no"
+    return f"{verdict} ({agree} of {ordered} ordered pairs agree" + (f"; {ties} predicted ties" if ties else "") + ")"
+
+
 def teacher_settings(config: DemoConfig) -> TeacherSettings:
     return TeacherSettings(config.teacher_hidden, config.teacher_layers, config.teacher_heads, config.teacher_steps,
                            config.batch_size, config.block_size, config.seed)
@@ -254,8 +266,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
         students=students, train_blocks=len(train), fixed=fixed, affine=affine, calibration_error=calibration_error,
         power=power, probes=probes,
         decreasing=bool(np.all(np.diff(observed) < 0)),
-        same_order=bool(np.all(np.argsort(-students["predicted_floor"].to_numpy(), kind="stable")
-                               == np.argsort(-observed, kind="stable"))),
+        same_order=ordering_agreement(students["predicted_floor"].to_numpy(), observed),
         teacher_eval=json.loads((config.out / "teacher" / "eval.json").read_text()),
         validation=validation, validation_report=validation_report.relative_to(config.out),
         survival=survival, survival_table=(config.out / "survival" / "staircase.md").read_text(),

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checks import sae_subfolder
+from ..sources import local_folder
 from ..stats import FeatureStats, stored_feature_stats
 from .hooks import resolve_model
 from .load import load_sae, load_sae_and_sparsity, release_location
@@ -45,6 +46,7 @@ def sae_feature_stats(
         elif approximate:
             stats = _approximate_stats(repo_or_dir, sae_id, allow_pickle, measure_kwargs)
         else:
+            _check_folder_exists(repo_or_dir, sae_id)
             raise ValueError(
                 f"{repo_or_dir} has no feature_stats.json beside the SAE: pass model= and dataset= to measure "
                 "them, or approximate=True to use the SAE's sparsity file with no forward pass."
@@ -52,6 +54,15 @@ def sae_feature_stats(
     subfolder = sae_subfolder(sae_id)
     stats.metadata.setdefault("sae", str(repo_or_dir) + (f" ({subfolder})" if subfolder else ""))
     return stats
+
+
+def _check_folder_exists(repo_or_dir: str | Path, sae_id: str | None) -> None:
+    """A local folder with no sub-folder ``sae_id`` is named as such (with the SAE folders there are), not as an SAE
+    without statistics."""
+    subfolder = sae_subfolder(sae_id)
+    source = local_folder(repo_or_dir)
+    if source is not None and subfolder is not None and not (source / subfolder).is_dir():
+        load_sae(repo_or_dir, sae_id)  # raises FileNotFoundError listing the SAE folders there are
 
 
 def _approximate_stats(repo_or_dir: str | Path, sae_id: str | None, allow_pickle: bool,

@@ -69,3 +69,28 @@ def test_a_calibrated_card_shows_the_fit_without_a_plus_minus_and_no_r2_from_two
     predictor.save_pretrained(tmp_path / "c")
     card = (tmp_path / "c" / "README.md").read_text()
     assert "+ -" not in card and "R^2 = 1.0000" not in card and "an exact fit through its points" in card
+
+
+def test_bad_soft_floors_kept_counts_and_missing_sae_folders_are_named(tmp_path):
+    from hf_geokd import FittedCapacity
+
+    for bad in ({}, {"shape": {}}, {"shape": {"softness": 1}, "capacity_kind": {"a": 1, "b": 0}, "rms_log_error": 0,
+                                    "n_points": 1, "unused": 0} | {"shape": {"bogus": 1}}):
+        with pytest.raises(ValueError, match="soft floor"):
+            FloorPredictor(stats(), floor_model=bad)
+    with pytest.raises(ValueError, match="widths and kept must be numbers"):
+        FittedCapacity.from_kept_counts(["a"], ["b"])
+    (tmp_path / "saes" / "real").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="has no folder 'nope'"):
+        FloorPredictor.from_sae(tmp_path / "saes", sae_id="nope")
+
+
+def test_the_demo_reports_ordering_agreement_pair_by_pair_with_ties_apart():
+    import numpy as np
+
+    from hf_geokd.apps.demo import ordering_agreement
+
+    assert ordering_agreement(np.array([0.5, 0.2, 0.0, 0.0]), np.array([0.6, 0.3, 0.1, 0.05])) == \
+        "yes (5 of 5 ordered pairs agree; 1 predicted ties)"
+    assert ordering_agreement(np.array([0.0, 0.0]), np.array([0.6, 0.3])).startswith("no (0 of 0")
+    assert ordering_agreement(np.array([0.1, 0.2]), np.array([0.6, 0.3])) == "no (0 of 1 ordered pairs agree)"
