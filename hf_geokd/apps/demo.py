@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from transformers import GPTNeoXForCausalLM
 
+from ..ablation_floors import AblationFloors
 from ..calibration import fit_power_law, fit_two_component
 from ..data.corpora import gensim_wheel, wiki_articles
 from ..naming import student_label, student_name
@@ -36,7 +37,7 @@ from ..reporting.plots import (
     plot_spectrum,
 )
 from ..reporting.reports import render_report, write_paper_report
-from ..sae import load_sae, train_sae
+from ..sae import load_sae, measure_ablation_floors, train_sae
 from ..soft_floor import SHIPPED_SOFT_FLOOR
 from ..stats import FeatureStats
 from ..survival import write_survival_study
@@ -90,6 +91,7 @@ class DemoConfig:
     floor_absolute_tolerance: float = 0.0
     temperature: float = 2.0
     survival_tokens: int = 20_000
+    ablation_tokens: int = 20_000
     probe_per_class: int = 150
     probe_seeds: int = 5
     seed: int = 0
@@ -150,6 +152,20 @@ def ordering_agreement(predicted: np.ndarray, observed: np.ndarray) -> str:
     ordered = len(pairs) - ties
     verdict = "yes" if ordered and agree == ordered else "no"
     return f"{verdict} ({agree} of {ordered} ordered pairs agree" + (f"; {ties} predicted ties" if ties else "") + ")"
+
+
+def _ablation_floors(config: DemoConfig, teacher, test, sae_dir: Path, stats: FeatureStats) -> AblationFloors:
+    """The teacher's floors in nats at every student width with no student trained (saved beside the SAE; measured
+    once)."""
+    saved = AblationFloors.stored(sae_dir)
+    if saved is not None and saved.widths == config.all_widths:
+        return saved
+    floors = measure_ablation_floors(load_sae(sae_dir), teacher, test, config.all_widths, stats=stats,
+                                     n_tokens=min(config.ablation_tokens, len(test) * (config.block_size - 1)),
+                                     capacity_kind="dt_signed", kept_rule="continuous",
+                                     temperature=config.temperature, batch_size=config.batch_size, progress=False)
+    floors.save(sae_dir)
+    return floors
 
 
 def teacher_settings(config: DemoConfig) -> TeacherSettings:
@@ -214,6 +230,8 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
                       train_batch_size_tokens=2048, device="cuda" if torch.cuda.is_available() else "cpu",
                       measure_tokens=min(config.stats_tokens, len(test) * config.block_size), measure_dataset=test)
         stats = FeatureStats.load(sae_dir)
+    with _stage(config, "ablation floors"):
+        ablation = _ablation_floors(config, teacher, test, sae_dir, stats)
     with _stage(config, "predicted floors"):
         tables = FloorPredictor(stats, "paper").predict_every_kind(config.all_widths)
         plot_predicted_floors(tables, config.out / "predicted_floors.png", "Tiny teacher: predicted floor vs width")
@@ -224,7 +242,8 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
                         settings, "embedded Wikipedia sample (gensim wheel)", survival_dir=config.out / "survival")
         students, curves = student_table(config.out / "students", config.all_widths, settings, len(train))
         plot_floor_curves(curves, config.out / "floor_curves.png", "Students: eval loss and fitted asymptotes")
-    predictor = FloorPredictor(stats, "paper")
+    predictor = FloorPredictor(stats, "paper", ablation=ablation)
+    students["ablation_floor"] = [ablation.floor(int(width)) for width in students["width"]]
     students["predicted_floor"] = predictor.predict(list(students["width"]))["predicted_floor"].to_numpy()
     widths, observed = students["width"].to_numpy(), students["observed_floor"].to_numpy()
     compressed = students[students["width"] < config.teacher_hidden]

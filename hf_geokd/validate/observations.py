@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..ablation_floors import AblationFloors
 from ..files import read_json
 from ..naming import student_name
 from ..stats import STATS_CONFIG_NAME, FeatureStats
@@ -368,6 +369,9 @@ def demo_observations(folder: str | Path, floor: str = "observed") -> Observatio
         absent = sorted(int(width) for width in table.loc[table["k_star"].isna(), "width"] if width != stats.d_in)
         if absent:
             notes.append(f"{survival} has no k* for widths {absent}: the measured-survival predictor is left out")
+    floors = AblationFloors.stored(stats_folders[0])
+    if floors is not None:  # measured beside the SAE: the student-free predictors are scored too
+        table["ablation"] = table["width"].map(dict(zip(floors.widths, floors.kl))).astype(np.float64)
     control = table["width"] == stats.d_in
     if not (~control).any():
         raise ValueError(f"{folder}/students holds only the control run (d_S = d_T = {stats.d_in}): there is no "

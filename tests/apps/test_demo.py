@@ -73,7 +73,8 @@ def test_the_report_has_every_section_figure_and_artifact(crashed_then_resumed):
     for figure in FIGURES:
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"
     scores = (out / "validation" / "scores.csv").read_text()
-    for predictor in ("cheapest-2", "power law", "parameter law", "exponential", "g_eff measured by survival"):
+    for predictor in ("cheapest-2", "power law", "parameter law", "exponential", "g_eff measured by survival",
+                      "ablation floor + Eq. 3"):
         assert predictor in scores  # survival runs before validation and feeds it
     # Eq. 3 is fitted, or the report says why not (Eq. 2 predicts 0 at every width of this tiny teacher)
     assert (out / "calibration.png").is_file() != ("Eq. 3 could not be fitted: predicted floors are all zero" in text)
