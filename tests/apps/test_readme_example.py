@@ -33,18 +33,14 @@ def test_the_readme_opens_with_the_two_make_commands_and_stays_short():
     assert len(text.splitlines()) <= 200
 
 
-PENDING = {"docs/results/zoo/"}  # where work in progress will commit its results (the README says so)
 
 
 def test_the_readme_links_only_to_files_that_exist():
     text = README.read_text()
     links = [link.split("#", 1)[0] for link in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in link]
     assert links
-    missing = [link for link in links if link and not (ROOT / link).exists() and link not in PENDING]
+    missing = [link for link in links if link and not (ROOT / link).exists()]
     assert not missing, missing
-    for link in PENDING:
-        line = next(line for line in text.splitlines() if f"]({link})" in line)
-        assert (ROOT / link).exists() or "in progress" in line
 
 
 def test_the_offline_example_needs_nothing_undefined_from_the_hub():
