@@ -153,8 +153,10 @@ def chunked_distillation_loss(
     """(1 - ce_weight) T^2 KL(teacher || student) + ce_weight CE, per valid token, in chunks of tokens.
 
     Args:
-        student_hidden, teacher_hidden: [batch, sequence, d] final hidden states (what each lm_head consumes).
-        student_head, teacher_head: [vocab, d] lm_head weights; the vocabularies must match.
+        student_hidden: [batch, sequence, d_S] the student's final hidden states (what its lm_head consumes).
+        student_head: [vocab, d_S] the student's lm_head weight.
+        teacher_hidden: [batch, sequence, d_T] the teacher's final hidden states.
+        teacher_head: [vocab, d_T] the teacher's lm_head weight; the vocabularies must match.
         labels: [batch, sequence] next-token labels with -100 at padding (the model's own labels, unshifted).
         num_items: the divisor (valid tokens of the whole accumulated batch); default: this batch's valid tokens.
         compile_core: run each chunk's soft-max arithmetic through ``torch.compile`` (fuses it into a few kernels;

@@ -32,6 +32,10 @@ def test_the_shipped_zoo_varies_every_axis_a_sceptic_would_name():
     assert {"topk", "standard"} <= {teacher.sae_architecture for teacher in teachers}
     assert {"wiki", "code"} <= {teacher.corpus for teacher in teachers}
     assert all(len(teacher.sae_seeds) == 3 for teacher in teachers)
+    smoke = load_zoo(preset="smoke")  # what `geokd zoo --preset smoke` runs: the test below runs a smaller one
+    assert {teacher.sae_architecture for teacher in smoke} == {"topk", "standard"} and len(smoke) == 2
+    with pytest.raises(ValueError, match="unknown zoo preset"):
+        load_zoo(preset="huge")
 
 
 def test_defaults_apply_and_each_teacher_overrides_them(tmp_path):
