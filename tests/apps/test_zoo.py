@@ -133,13 +133,18 @@ def test_a_tiny_zoo_stops_at_its_time_limit_continues_and_scores(tmp_path, wheel
     written = (out / "tiny" / "registration.json").read_bytes()
     assert registration["calibration_widths"] == [4, 8] and registration["predicted_widths"] == [12]
     assert [sae["seed"] for sae in registration["saes"]] == [0, 1]
-    primary = registration["predictions"]["Eq. 2 (dt_signed, continuous) + Eq. 3"]["12"]
-    assert primary["low"] <= primary["median"] <= primary["high"] and len(primary["per_seed"]) == 2
+    student_free = registration["predictions"]["ablation floor (no student)"]["12"]  # fits nothing: always there
+    assert student_free["low"] <= student_free["median"] <= student_free["high"]
+    assert len(student_free["per_seed"]) == 2
+    # a teacher trained 6 steps may give calibration floors that do not fall with width: Eq. 3 then fits C <= 0,
+    # and the registration lists it as not fitted rather than registering a floor that rises with width
+    primary = "Eq. 2 (dt_signed, continuous) + Eq. 3"
+    assert (primary in registration["predictions"]) != (primary in registration["not_fitted"])
     assert not (out / "tiny" / "students" / "w12").exists()  # nothing it predicts was trained before it
     report = run_zoo(out, teachers, stage="score", cache_dir=wheel_cache, allow_uncommitted=True)
     assert (out / "tiny" / "registration.json").read_bytes() == written
     scores = json.loads((out / "tiny" / "scores.json").read_text())
-    assert {row["predictor"] for row in scores["scores"]} >= {"Eq. 2 (dt_signed, continuous) + Eq. 3",
+    assert {row["predictor"] for row in scores["scores"]} >= {"ablation floor (no student)",
                                                                "exponential a e^(-b d) (+ c)"}
     text = report.read_text()
     assert "## The registered success rule" in text and "provisional" not in text

@@ -122,11 +122,14 @@ def write_zoo_summary(out: Path, teachers: list[ZooTeacher]) -> Path | None:
     if not found:
         return None
     rows, mare = [], {}
-    for name, _, scores in found:
+    for name, registration, scores in found:
         table = pd.DataFrame(scores["scores"]).set_index("predictor")
         baselines = table[table["baseline"]]
         best = baselines["mare_pct"].idxmin() if len(baselines) else None
-        rows.append({"teacher": name, "primary": _get(table, PRIMARY), "primary_spread": _get(table, PRIMARY,
+        d_star = float(np.median([sae["critical_width"] for sae in registration["saes"]]))
+        rows.append({"teacher": name, "d_star": d_star, "students_above_d_star": sum(
+                         int(width) > d_star for width in registration["widths"]),
+                     "primary": _get(table, PRIMARY), "primary_spread": _get(table, PRIMARY,
                      "seed_spread"), "best_baseline": baselines["mare_pct"].min() if best else np.nan,
                      "best_baseline_name": best, "student_free": _get(table, STUDENT_FREE),
                      "ablation_eq3": _get(table, "ablation floor + Eq. 3"),
@@ -144,12 +147,34 @@ def write_zoo_summary(out: Path, teachers: list[ZooTeacher]) -> Path | None:
     for part, (value, holds) in verdict["checks"].items():
         shown = f"{value:.1f}" if isinstance(value, float) else str(value)
         lines.append(f"| {part} | {shown} | {'yes' if holds else '**no**'} |")
+    exploratory = exploratory_scores(out, [name for name, _, _ in found])
+    exploratory.to_csv(out / "exploratory.csv")
     lines += ["", "## Per teacher (MARE %, median over SAE seeds)", "", markdown_table(summary), "",
+              "`students_above_d_star`: students wider than d* (dt_signed, median over the seeds); 0 means the SAE "
+              "puts d* above every student, so the theory's collapse of the floor past d* is not tested there.", "",
               "![predicted vs observed](predicted_vs_observed.png)", "", "![MARE](mare_by_teacher.png)", "",
+              "## Exploratory (not registered): every predictor under every protocol", "",
+              "MARE %, the median over the SAE seeds of each teacher's validation (`<teacher>/validation/seed<s>/`); "
+              "chosen after the fact, so no row here can confirm anything.", "",
+              markdown_table(exploratory.reset_index()) if len(exploratory) else "(none yet)", "",
               "Each teacher's report: " + ", ".join(f"[{name}]({name}/report.md)" for name, _, _ in found) + "."]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def exploratory_scores(out: Path, names: list[str]) -> pd.DataFrame:
+    """(protocol, predictor) x teacher: the MARE of each teacher's exploratory validation, median over its SAE
+    seeds."""
+    frames = []
+    for name in names:
+        for path in sorted((out / name / "validation").glob("seed*/scores.csv")):
+            frame = pd.read_csv(path)[["protocol", "predictor", "mare_pct"]]
+            frames.append(frame.assign(teacher=name, seed=path.parent.name))
+    if not frames:
+        return pd.DataFrame()
+    scores = pd.concat(frames).groupby(["protocol", "predictor", "teacher"])["mare_pct"].median()
+    return scores.unstack("teacher").round(1)
 
 
 def _get(table: pd.DataFrame, name: str, column: str = "mare_pct") -> float:
