@@ -27,11 +27,12 @@ import pandas as pd
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
-from .checks import sae_subfolder
+from .checks import check_positive_int, check_width, sae_subfolder
 from .files import known_fields, read_json
 from .sources import HUB_UNREACHABLE, hub_error, local_folder
 
 ABLATION_FLOORS_NAME = "ablation_floors.json"
+ABLATION_RULES = ("floor", "continuous", "soft")  # the cuts: Eq. 2's two kept rules, and the soft floor's retention
 
 
 @dataclass
@@ -68,15 +69,26 @@ class AblationFloors:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.widths = [int(width) for width in self.widths]
         lengths = {len(self.widths), len(self.kl), len(self.ce), len(self.kept)}
         if len(lengths) != 1 or not self.widths:
-            raise ValueError(f"widths, kl, ce and kept need one value per width, got lengths {sorted(lengths)}.")
+            raise ValueError(f"AblationFloors needs one kl, ce and kept value per width, got lengths "
+                             f"{sorted(lengths)}.")
+        self.widths = [check_width(width, "an ablation floor's width") for width in self.widths]
         if len(set(self.widths)) != len(self.widths):
-            raise ValueError(f"widths must be distinct, got {self.widths}.")
+            raise ValueError(f"AblationFloors widths repeat: {self.widths}.")
         values = [*self.kl, *self.ce, self.splice_kl, self.splice_ce, self.teacher_ce]
-        if not all(math.isfinite(value) and value >= 0 for value in values):
-            raise ValueError("ablation floors and cross-entropies must be finite and >= 0.")
+        if not all(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0 for value in values):
+            raise ValueError("ablation floors and cross-entropies must be finite numbers >= 0.")
+        if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < math.inf):
+            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}.")
+        check_positive_int(self.n_tokens, "n_tokens")
+        if self.kept_rule not in ABLATION_RULES:
+            raise ValueError(f"kept_rule must be one of {ABLATION_RULES}, got {self.kept_rule!r}.")
+
+    def same_settings(self, other: AblationFloors) -> bool:
+        """Whether ``other`` was measured the same way (widths, capacity, cut, temperature, hooks, tokens)."""
+        keys = ("widths", "capacity_kind", "kept_rule", "temperature", "hooks", "n_tokens")
+        return all(getattr(self, key) == getattr(other, key) for key in keys)
 
     def floor(self, width: int) -> float:
         """The measured floor at ``width`` (nats per token); a width that was not measured is an error."""
@@ -89,11 +101,23 @@ class AblationFloors:
         return pd.DataFrame({"width": self.widths, "kept_rank": self.kept, "ablation_floor": self.kl,
                              "ablated_ce": self.ce, "ce_increase": np.array(self.ce) - self.teacher_ce})
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``ablation_floors.json`` into ``directory``; return its path."""
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write ``ablation_floors.json`` into ``directory``; return its path. Different floors already there are
+        kept (``FileExistsError``) unless ``overwrite=True``; the same floors are left as they are."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        if directory.exists() and not directory.is_dir():
+            raise NotADirectoryError(f"{directory} is a file: pass a folder to save the ablation floors in.")
         path = directory / ABLATION_FLOORS_NAME
+        if path.is_file() and not overwrite:
+            try:
+                same = AblationFloors.load(directory) == self
+            except ValueError:
+                same = False
+            if same:
+                return path
+            raise FileExistsError(f"{path} holds other ablation floors: save elsewhere, or pass overwrite=True to "
+                                  "replace them.")
+        directory.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(self), indent=1) + "\n")
         return path
 

@@ -12,7 +12,7 @@ import pandas as pd
 from huggingface_hub import ModelCard, ModelHubMixin, hf_hub_download, metadata_load
 from huggingface_hub.errors import EntryNotFoundError
 
-from .ablation_floors import AblationFloors, stored_ablation_floors
+from .ablation_floors import ABLATION_FLOORS_NAME, AblationFloors, stored_ablation_floors
 from .calibration import TwoComponentFit, fit_two_component
 from .capacity import (
     CapacityKind,
@@ -74,6 +74,18 @@ def _describe(fit: SoftFloorFit) -> str:
     kind = fit.capacity_kind
     return (f"(s = {fit.shape.softness:.3g}, lambda = {fit.shape.interference:.3g}, "
             f"g_eff = {kind.a:.3g} g_{kind.base}^{kind.b:.3g})")
+
+
+def _decode_ablation(ablation: AblationFloors | dict | None) -> AblationFloors | None:
+    if ablation is None or isinstance(ablation, AblationFloors):
+        return ablation
+    if isinstance(ablation, dict):
+        try:
+            return AblationFloors(**ablation)
+        except TypeError as error:
+            raise ValueError(f"ablation: the dict is not AblationFloors' fields ({error}).") from error
+    raise ValueError(f"ablation must be AblationFloors (hf_geokd.sae.measure_ablation_floors), got "
+                     f"{type(ablation).__name__}.")
 
 
 def _decode_floor_model(model: str | SoftFloorFit | dict | None) -> SoftFloorFit | None:
@@ -141,10 +153,10 @@ class FloorPredictor(
         self.calibration = TwoComponentFit.from_dict(calibration) if isinstance(calibration, dict) else calibration
         self.allow_wider = allow_wider
         self.kept_rule = check_kept_rule(kept_rule)
-        self.ablation = AblationFloors(**ablation) if isinstance(ablation, dict) else ablation
-        if self.ablation is not None and not isinstance(self.ablation, AblationFloors):
-            raise ValueError(f"ablation must be AblationFloors (measure_ablation_floors), got "
-                             f"{type(self.ablation).__name__}.")
+        self.ablation = _decode_ablation(ablation)
+        if self.ablation is not None and stats.hook_name and stats.hook_name not in self.ablation.hooks:
+            raise ValueError(f"the ablation floors were measured at {self.ablation.hooks}, these statistics at "
+                             f"{stats.hook_name!r}: pass the floors of this teacher's SAE.")
 
     # ----------------------------------------------------------------------------------------------- predictions
     @property
@@ -311,7 +323,9 @@ class FloorPredictor(
     def _save_pretrained(self, save_directory: Path) -> None:
         self.stats.save(save_directory)
         if self.ablation is not None:
-            self.ablation.save(save_directory)
+            self.ablation.save(save_directory, overwrite=True)  # _foreign_files vetted the folder
+        else:  # a predictor saved here before with ablation floors: they are not this one's
+            (Path(save_directory) / ABLATION_FLOORS_NAME).unlink(missing_ok=True)
         (Path(save_directory) / PREDICTOR_CONFIG_NAME).write_text(json.dumps(self.config(), indent=2) + "\n")
 
     @classmethod

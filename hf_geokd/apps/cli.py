@@ -31,6 +31,7 @@ FLAG_NAMES = {
     "widths must": "--widths must",
     "capacity_kind=": "--kind ",
     "Leave capacity_kind unset with floor_model": "Leave --kind unset with --floor-model soft",
+    "drop floor_model": "drop --floor-model",
     "widths [": "--widths [",
     "seeds must": "--seeds must",
     "pass model= and dataset= to measure them": (
@@ -120,6 +121,8 @@ def command_predict(args: argparse.Namespace) -> int:
     )
     if stats.metadata.get("spectrum"):
         print(f"importance spectrum: {stats.metadata['spectrum']} (an assumption, not a measurement)")
+    if args.nats and predictor.ablation is None:  # before any output: a refusal costs nothing
+        raise ValueError(NO_ABLATION)
     table = predictor.predict(widths)
     print()
     print(markdown_table(table))
@@ -140,17 +143,20 @@ def command_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+NO_ABLATION = ("--nats: no ablation floors are stored with this predictor or SAE. Measure them with "
+               "hf_geokd.sae.measure_ablation_floors(sae, model, held_out_blocks, widths) and save them beside the SAE "
+               "(floors.save(sae_folder)) or with the predictor (FloorPredictor(..., ablation=floors)"
+               ".save_pretrained(...)).")
+
+
 def print_ablation_floors(predictor: FloorPredictor) -> None:
-    """The floors in nats measured with no student (``--nats``), or one line saying how to measure them."""
+    """The floors in nats measured with no student (``--nats``): their own capacity and cut, which may differ from
+    the predicted-floor table's."""
     floors = predictor.ablation
-    if floors is None:
-        raise ValueError("--nats: no ablation floors are stored with this predictor or SAE. Measure them with "
-                         "hf_geokd.sae.measure_ablation_floors(sae, model, held_out_blocks, widths) and save them "
-                         "beside the SAE (floors.save(sae_folder)) or with the predictor (FloorPredictor(..., "
-                         "ablation=floors).save_pretrained(...)).")
+    kind = floors.capacity_kind if isinstance(floors.capacity_kind, str) else "fitted"
     print(f"\nFloors in nats with no student trained (ablation floor: T^2 KL per token, T = {floors.temperature}, "
-          f"{floors.kept_rule} cut, {floors.n_tokens:,} held-out positions; splicing the SAE in costs "
-          f"{floors.splice_kl:.4g} nats):\n")
+          f"{kind} capacity, {floors.kept_rule} cut, {floors.n_tokens:,} held-out positions; splicing the SAE in "
+          f"costs {floors.splice_kl:.4g} nats):\n")
     print(markdown_table(floors.table()))
 
 
@@ -272,7 +278,8 @@ def command_validate(args: argparse.Namespace) -> int:
             if problem:
                 raise ValueError(f"--protocols {protocol}: {problem}.")
     protocols = tuple(args.protocols) if args.protocols else tuple(
-        p for p in PROTOCOLS if observations.units == "energy" or p not in ("zero-shot", "leave-configuration-out"))
+        p for p in PROTOCOLS if protocol_problem(observations.table, p, observations.units,
+                                                 shared_fits=observations.teacher_relative) is None)
     shipped = None if args.no_shipped_soft_floor else SHIPPED_SOFT_FLOOR
     in_sample = in_sample_configurations(observations, shipped)
     if in_sample and not args.in_sample_soft_floor:

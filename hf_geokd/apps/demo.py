@@ -129,7 +129,7 @@ def demo_config(preset: str = "quick", **overrides) -> DemoConfig:
     return DemoConfig(preset=preset, **{**DEMO_PRESETS[preset], **overrides})
 
 
-DEMO_PROTOCOLS = ("cheapest-2", "cheapest-3", "leave-one-width-out")
+DEMO_PROTOCOLS = ("zero-shot", "cheapest-2", "cheapest-3", "leave-one-width-out")
 
 
 @contextmanager

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..ablation_floors import AblationFloors
-from ..capacity import CapacityKind, capacity, check_kept_rule, kept_rank, kind_name, quiet_capacity_warnings
+from ..ablation_floors import ABLATION_RULES, AblationFloors
+from ..capacity import CapacityKind, capacity, kept_rank, kind_name, quiet_capacity_warnings
 from ..checks import check_positive_int, check_width
 from ..distill.kl import multi_student_distillation_loss
 from ..soft_floor import SoftFloorFit
@@ -40,8 +40,8 @@ from .measure import _check_vocabulary, _real_tokens, check_sae_and_models, meas
 from .processing import Processing
 from .tl_hooks import HookPoint
 
-KEPT_RULES = ("floor", "continuous", "soft")
-ROUNDING = 1e-6  # a per-token KL this far below 0 is rounding, set to 0; further below, an error
+ROUNDING = 1e-6  # a per-token KL this far below 0 is float rounding, set to 0 (AblationFloors refuses anything lower)
+BATCH_AGNOSTIC_ATTENTION = ("sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
 def removal_weights(stats: FeatureStats, d_sae: int, widths: Sequence[int], kind: CapacityKind = "dt_signed",
@@ -166,8 +166,22 @@ def _equal_length_batches(dataset, batch_size: int) -> Iterator[torch.Tensor]:
         yield torch.tensor(group)
 
 
-def _as_list(value, name: str) -> list:
+def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _kind_record(kind: CapacityKind) -> str | dict:
+    """How AblationFloors records the capacity that set the cut: a kind's name, or a fitted capacity's dict."""
+    return kind.to_dict() if hasattr(kind, "to_dict") else kind_name(kind)
+
+
+def _check_attention(model: torch.nn.Module) -> None:
+    """The copies made at the hook need an attention that builds no batch-sized mask (SDPA's causal path)."""
+    implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    if implementation is not None and implementation not in BATCH_AGNOSTIC_ATTENTION:
+        raise ValueError(f"the model's attention is {implementation!r}, whose causal mask has the batch's size: the "
+                         "copies made at the hook cannot pass it. Load the model with attn_implementation='sdpa' (or "
+                         "call model.set_attn_implementation('sdpa')).")
 
 
 def _check_lm_head(model: torch.nn.Module) -> torch.Tensor:
@@ -210,11 +224,11 @@ def measure_ablation_floors(
         norm_scaling_factor: for an unfolded ``expected_average_only_in`` SAE, the factor it was trained with (else
             estimated as :func:`measure_feature_stats` does).
     """
-    saes = _as_list(sae, "sae")
+    saes = _as_list(sae)
     for one in saes:
         check_sae_and_models(one, {"model": model}, "measure_ablation_floors(sae, model, dataset, widths, ...)")
-    hooks = [None] * len(saes) if hook_name is None else _as_list(hook_name, "hook_name")
-    stats_list = [None] * len(saes) if stats is None else _as_list(stats, "stats")
+    hooks = [None] * len(saes) if hook_name is None else _as_list(hook_name)
+    stats_list = [None] * len(saes) if stats is None else _as_list(stats)
     if not (len(hooks) == len(stats_list) == len(saes)):
         raise ValueError(f"pass one hook_name and one stats per SAE: {len(saes)} SAEs, {len(hooks)} hooks, "
                          f"{len(stats_list)} stats.")
@@ -226,8 +240,17 @@ def measure_ablation_floors(
     check_positive_int(n_tokens, "n_tokens")
     check_positive_int(batch_size, "batch_size")
     check_positive_int(chunk_size, "chunk_size")
-    if kept_rule != "soft":
-        check_kept_rule(kept_rule)
+    if kept_rule not in ABLATION_RULES:
+        raise ValueError(f"kept_rule must be one of {ABLATION_RULES} (Eq. 2's floor(d_S g), the real-valued rank "
+                         f"d_S g, or the soft floor's retention), got {kept_rule!r}.")
+    if (floor_model is not None) != (kept_rule == "soft"):
+        raise ValueError("floor_model= goes with kept_rule='soft' (and only with it): the soft floor sets its own "
+                         "capacity g_eff; the floor and continuous cuts use capacity_kind.")
+    if iter(dataset) is dataset:
+        raise ValueError("dataset is a one-shot iterator: the ablation pass (and the statistics or the SAE's norm "
+                         "scaling factor it may need first) reads it more than once; pass a list or a "
+                         "datasets.Dataset.")
+    _check_attention(model)
     if not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
     head = _check_lm_head(model)
@@ -236,7 +259,7 @@ def measure_ablation_floors(
     sites, all_kept = [], []
     for one, hook, one_stats in zip(saes, hooks, stats_list):
         site, kept = _site(one, model, dataset, widths, one_stats, hook, capacity_kind, kept_rule, floor_model,
-                           batch_size, device, norm_scaling_factor)
+                           batch_size, device, norm_scaling_factor, n_tokens)
         sites.append(site)
         all_kept.append(kept)
     active = [index for index in range(len(widths)) if any(bool(s.weights[index].any()) for s in sites)]
@@ -250,7 +273,7 @@ def measure_ablation_floors(
         widths=widths, kl=kl.tolist(), ce=ce.tolist(), kept=all_kept[0], splice_kl=float(sums["kl"][1]),
         splice_ce=float(sums["ce"][1]), teacher_ce=float(sums["teacher_ce"]), temperature=float(temperature),
         n_tokens=int(sums["n_tokens"]),
-        capacity_kind=capacity_kind.to_dict() if hasattr(capacity_kind, "to_dict") else kind_name(capacity_kind),
+        capacity_kind=_kind_record(floor_model.capacity_kind if floor_model is not None else capacity_kind),
         kept_rule=kept_rule, hooks=[site.point.hook_name for site in sites],
         metadata={"d_sae": [int(site.sae.cfg.d_sae) for site in sites],
                   "processing": [site.processing.describe() for site in sites],
@@ -260,7 +283,7 @@ def measure_ablation_floors(
 
 
 def _site(sae, model, dataset, widths, stats, hook_name, kind, kept_rule, floor_model, batch_size, device,
-          norm_scaling_factor) -> tuple[_Site, list[float]]:
+          norm_scaling_factor, n_tokens) -> tuple[_Site, list[float]]:
     hook_name = hook_name or sae_hook_name(sae)
     if not hook_name:
         raise ValueError("the SAE's config names no hook: pass hook_name= (e.g. 'gpt_neox.layers.12').")
@@ -275,8 +298,8 @@ def _site(sae, model, dataset, widths, stats, hook_name, kind, kept_rule, floor_
         raise ValueError(f"the SAE normalises each activation inside encode ({mode!r}): the removal of a latent is not "
                          "a fixed vector in the residual stream there. Fold the normalisation first.")
     sae = sae.to(device)
-    if stats is None:
-        stats = measure_feature_stats(sae, model, dataset, hook_name, n_tokens=_count_tokens(dataset),
+    if stats is None:  # the latents ranked on the same tokens the ablation is measured on
+        stats = measure_feature_stats(sae, model, dataset, hook_name, n_tokens=min(n_tokens, _count_tokens(dataset)),
                                       batch_size=batch_size, device=device, progress=False,
                                       norm_scaling_factor=norm_scaling_factor)
     if not isinstance(stats, FeatureStats):
@@ -287,8 +310,19 @@ def _site(sae, model, dataset, widths, stats, hook_name, kind, kept_rule, floor_
 
 
 def _count_tokens(dataset) -> int:
-    """Real tokens in a re-iterable dataset (the statistics measured here use all of them)."""
+    """Real tokens in a re-iterable dataset."""
     return sum(len(_real_tokens(row, index)["input_ids"]) for index, row in enumerate(dataset))
+
+
+def _check_logits(model, head: torch.Tensor, input_ids: torch.Tensor) -> None:
+    """The fused KL computes logits as lm_head(final hidden state): check, on one row, that this is what the model
+    outputs (a logit soft-cap or scale, as Gemma 2 and Cohere have, would make every floor wrong)."""
+    logits = model(input_ids=input_ids).logits[0].float()
+    hidden = model.base_model(input_ids=input_ids).last_hidden_state
+    ours = torch.nn.functional.linear(hidden.to(head.dtype), head)[0].float()
+    if not torch.allclose(logits, ours, rtol=1e-3, atol=1e-3 * float(logits.abs().max())):
+        raise ValueError(f"{type(model).__name__}'s logits are not its lm_head applied to its last hidden state (a "
+                         "soft-cap or a logit scale?): the ablation floor's KL would be wrong for it.")
 
 
 def _ablation_pass(model, head, sites: list[_Site], dataset, n_widths: int, n_tokens: int, temperature: float,
@@ -297,7 +331,7 @@ def _ablation_pass(model, head, sites: list[_Site], dataset, n_widths: int, n_to
     teacher copy. Returns per-token means: kl and ce per copy ([teacher, splice, widths...]), the teacher's CE."""
     copies = n_widths + 2
     current = [0]
-    handles = [_install(model, site, copies, current) for site in sites]
+    handles: list = []  # the hooks go in after the first batch's plain check (_check_logits)
     kl_sums, ce_sums, seen = np.zeros(copies), np.zeros(copies), 0
     vocab_size = getattr(model.config, "vocab_size", None)
     try:
@@ -307,6 +341,9 @@ def _ablation_pass(model, head, sites: list[_Site], dataset, n_widths: int, n_to
                     continue  # a one-token row predicts nothing
                 _check_vocabulary(input_ids, vocab_size)
                 input_ids = input_ids.to(device)
+                if not handles:
+                    _check_logits(model, head, input_ids[:1])
+                    handles = [_install(model, site, copies, current) for site in sites]
                 current[0] = input_ids.shape[0]
                 hidden = model.base_model(input_ids=input_ids).last_hidden_state
                 if hidden.shape[0] != copies * current[0]:

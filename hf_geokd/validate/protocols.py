@@ -1,14 +1,15 @@
 """Protocols: which measured floors a predictor may use, and which it is scored on. Never the same ones.
 
-- ``zero-shot``: nothing is used; every floor is scored (only predictors that fit nothing, in Eq. 2's units).
+- ``zero-shot``: nothing is used; every floor is scored (only predictors that fit nothing: Eq. 2 in its own units,
+  or the ablation floor in nats).
 - ``cheapest-k``: for each teacher, the students of its k narrowest widths (the cheapest runs) calibrate, the others
   are scored; the protocol a user can afford before training the wide students.
 - ``leave-one-width-out``: for each teacher and width, the other widths calibrate and that width is scored.
+- ``leave-configuration-out``: parameters shared across teachers are fitted on every other configuration and the
+  held-out configuration is scored (the toy grid).
 
 Splits are by width, never by row: when a width has several floors (several seeds), all of them calibrate or all of
 them are scored, so no predictor is scored at a width it was calibrated on.
-- ``leave-configuration-out``: parameters shared across teachers are fitted on every other configuration and the
-  held-out configuration is scored (the toy grid).
 
 Each split is a (train, test) pair of row indices of the observations' table; :func:`check_disjoint` refuses a
 split that would score a point, or a width, the predictor was fitted or calibrated on; :func:`protocol_problem` says
@@ -53,14 +54,16 @@ def minimum_widths(protocol: str) -> int:
 
 def protocol_problem(table: pd.DataFrame, protocol: str, units: str, shared_fits: bool) -> str | None:
     """Why ``protocol`` scores nothing on ``table`` (None when it can score something). ``units``: the observations'
-    (zero-shot needs Eq. 2's units); ``shared_fits``: whether a predictor with parameters shared across
+    (zero-shot needs Eq. 2's units, or floors in nats with the ablation floor measured at every width, the one
+    prediction in nats that fits nothing); ``shared_fits``: whether a predictor with parameters shared across
     configurations applies (leave-configuration-out needs one)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: choose from {PROTOCOLS}.")
     if protocol == "zero-shot":
-        if units != "energy":
-            return ("zero-shot scores predictions that fit nothing, comparable only with floors in Eq. 2's units (a "
-                    "toy sweep); these floors are distillation losses, where every prediction needs calibration runs")
+        if units != "energy" and not ("ablation" in table and table["ablation"].notna().all()):
+            return ("zero-shot scores predictions that fit nothing: in Eq. 2's units (a toy sweep), or in nats "
+                    "where the ablation floor was measured at every width; these floors are distillation losses "
+                    "without ablation floors, where every prediction needs calibration runs")
         return None
     if protocol == "leave-configuration-out":
         configurations = table["config"].nunique()

@@ -94,3 +94,20 @@ def test_the_demo_reports_ordering_agreement_pair_by_pair_with_ties_apart():
         "yes (5 of 5 ordered pairs agree; 1 predicted ties)"
     assert ordering_agreement(np.array([0.0, 0.0]), np.array([0.6, 0.3])).startswith("no (0 of 0")
     assert ordering_agreement(np.array([0.1, 0.2]), np.array([0.6, 0.3])) == "no (0 of 1 ordered pairs agree)"
+
+
+def test_resaving_without_ablation_floors_leaves_no_stale_ones_and_nats_refuses_before_any_output(tmp_path, capsys):
+    FloorPredictor(stats(), ablation=FLOORS).save_pretrained(tmp_path / "p")
+    FloorPredictor(stats()).save_pretrained(tmp_path / "p")
+    assert FloorPredictor.from_pretrained(tmp_path / "p").ablation is None
+    assert main(["predict", str(tmp_path / "p"), "--widths", "4", "--nats", "--save", str(tmp_path / "q")]) == 2
+    captured = capsys.readouterr()
+    assert "predicted_floor" not in captured.out and "measure_ablation_floors" in captured.err
+    assert not (tmp_path / "q").exists()
+
+
+def test_ablation_floors_of_another_hook_or_a_malformed_dict_are_refused():
+    with pytest.raises(ValueError, match="measured at \\['gpt_neox.layers.3'\\]"):
+        FloorPredictor(stats(), ablation=AblationFloors(**{**FLOORS.__dict__, "hooks": ["gpt_neox.layers.3"]}))
+    with pytest.raises(ValueError, match="not AblationFloors' fields"):
+        FloorPredictor(stats(), ablation={"widths": [4]})

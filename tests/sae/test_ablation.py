@@ -183,6 +183,29 @@ def test_bad_inputs_are_named(neox):
         measure_ablation_floors(random_sae("blocks.1.ln2.hook_normalized"), neox, ROWS, [2], **run)
     with pytest.raises(ValueError, match="kept_rule must be one of"):
         measure_ablation_floors(sae, neox, ROWS, [2], kept_rule="round", **run)
+    with pytest.raises(ValueError, match="floor_model= goes with kept_rule='soft'"):
+        measure_ablation_floors(sae, neox, ROWS, [2], kept_rule="soft", **run)
+    with pytest.raises(ValueError, match="one-shot iterator"):
+        measure_ablation_floors(sae, neox, iter(ROWS), [2], **run)
+
+
+def test_an_attention_with_a_batch_sized_mask_or_soft_capped_logits_is_refused(neox):
+    sae = random_sae("gpt_neox.layers.0")
+    run = dict(stats=stats_of(sae, neox), n_tokens=N_POSITIONS, progress=False)
+    neox.set_attn_implementation("eager")
+    try:
+        with pytest.raises(ValueError, match="attn_implementation='sdpa'"):
+            measure_ablation_floors(sae, neox, ROWS, [2], **run)
+    finally:
+        neox.set_attn_implementation("sdpa")
+    head = neox.get_output_embeddings()
+    original = head.forward
+    head.forward = lambda hidden: 30.0 * torch.tanh(original(hidden) / 30.0)  # a Gemma-2-style logit soft-cap
+    try:
+        with pytest.raises(ValueError, match="not its lm_head applied to its last hidden state"):
+            measure_ablation_floors(sae, neox, ROWS, [2], **run)
+    finally:
+        head.forward = original
 
 
 def test_ablation_floors_round_trip_and_refuse_damage(tmp_path):
@@ -191,12 +214,22 @@ def test_ablation_floors_round_trip_and_refuse_damage(tmp_path):
                             kept_rule="floor", hooks=["gpt_neox.layers.1"])
     floors.save(tmp_path)
     assert AblationFloors.load(tmp_path) == floors
+    floors.save(tmp_path)  # the same floors again: left as they are
+    other = AblationFloors(**{**floors.__dict__, "kl": [0.6, 0.1]})
+    with pytest.raises(FileExistsError, match="holds other ablation floors"):
+        other.save(tmp_path)
+    other.save(tmp_path, overwrite=True)
+    assert AblationFloors.load(tmp_path) == other
+    for bad, message in (({"widths": [4, 8.5]}, "positive integer"), ({"temperature": -2.0}, "temperature"),
+                         ({"n_tokens": -5}, "n_tokens"), ({"kept_rule": "bogus"}, "kept_rule")):
+        with pytest.raises(ValueError, match=message):
+            AblationFloors(**{**floors.__dict__, **bad})
     assert floors.floor(8) == 0.1
     with pytest.raises(ValueError, match="no ablation floor was measured at width 16"):
         floors.floor(16)
     (tmp_path / "ablation_floors.json").write_text("{")
     with pytest.raises(ValueError, match="ablation_floors.json"):
         AblationFloors.load(tmp_path)
-    with pytest.raises(ValueError, match="one value per width"):
+    with pytest.raises(ValueError, match="one kl, ce and kept value per width"):
         AblationFloors(widths=[4], kl=[0.5, 0.1], ce=[3.0], kept=[1.0], splice_kl=0.0, splice_ce=0.0, teacher_ce=0.0,
                        temperature=2.0, n_tokens=1, capacity_kind="info", kept_rule="floor", hooks=[])

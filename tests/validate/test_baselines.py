@@ -66,3 +66,15 @@ def test_eq2_with_the_continuous_cut_is_named_and_differs_from_floor():
     assert continuous.name == "Eq. 2 (dt_signed, continuous) + Eq. 3" and floor.name == "Eq. 2 (dt_signed) + Eq. 3"
     train, test = rows([2, 3], [0.9, 0.6]), rows([5])
     assert predict(continuous, train, test)[0] != predict(floor, train, test)[0]
+
+
+def test_the_harness_scores_the_ablation_floor_zero_shot_on_floors_in_nats():
+    from hf_geokd.validate import score_predictors
+
+    table = rows([4, 8, 12, 16, 24], [1.0, 0.7, 0.5, 0.4, 0.3], ablation=[1.2, 0.8, 0.6, 0.4, 0.2])
+    results = score_predictors(Observations(table, {"t": STATS}, "loss", False, "hand"))
+    zero_shot = results.scores[results.scores["protocol"] == "zero-shot"]
+    assert zero_shot["predictor"].tolist() == ["ablation floor (no student)"]
+    assert zero_shot["mare_pct"].iloc[0] == pytest.approx(20.0)  # |1.2-1|/1, .8/.7, .6/.5, 0, 1/3: median 0.2
+    without = score_predictors(Observations(table.drop(columns="ablation"), {"t": STATS}, "loss", False, "hand"))
+    assert "zero-shot" not in set(without.scores["protocol"]) and "zero-shot" in without.skipped

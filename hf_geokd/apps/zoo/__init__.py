@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..pipeline import DeadlineReached, claim_folder
 from .config import ZooTeacher, load_zoo, student_widths
-from .registration import read_registration, registration_commit
+from .registration import read_registration, registration_commit, registration_digest
 from .stages import deadline_after, pick_device, predict_stage, prepare, score_stage
 from .summary import write_teacher_report, write_zoo_summary
 
@@ -56,9 +56,12 @@ def run_zoo(out: str | Path, teachers: list[ZooTeacher], stage: str = "all", onl
         if registration is None:
             print(f"[zoo] {teacher.name}: not registered yet (run --stage predict first)", flush=True)
             continue
-        commit = registration_commit(folder) if not allow_uncommitted else None
-        result = score_stage(run, registration)
-        write_teacher_report(run, registration, result, commit, allow_uncommitted)
+        commit = None if allow_uncommitted else registration_commit(folder)
+        provenance = {"sha256": registration_digest(folder), "commit": commit,
+                      "checked": "uncommitted allowed" if allow_uncommitted else
+                      "committed" if commit else "not under version control"}
+        result = score_stage(run, registration, provenance)
+        write_teacher_report(run, registration, result)
     return write_zoo_summary(out, teachers)
 
 

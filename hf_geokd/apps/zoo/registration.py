@@ -40,11 +40,25 @@ from .config import ZooTeacher
 REGISTRATION_NAME = "registration.json"
 PRIMARY = "Eq. 2 (dt_signed, continuous) + Eq. 3"
 STUDENT_FREE = "ablation floor (no student)"
-PRIMARY_PROTOCOL = ("cheapest-2: the two narrowest students calibrate Eq. 3 (C and B by an exact line through them); "
-                    "every other student narrower than the teacher is predicted; the control d_S = d_T is not scored")
-FLOOR_DEFINITION = ("observed floor: the mean eval loss (T^2 KL per token, T = 2) over the final 10% of evaluations, "
-                    "of a student trained until the convergence rule holds (the fitted gain over another doubling of "
-                    "the steps at most 1% of the floor or 0.01 nats) or the step limit (then named unconverged)")
+
+
+def primary_protocol(teacher: ZooTeacher) -> str:
+    """The primary's calibration protocol, in words, for this teacher's settings."""
+    k = teacher.calibration_students
+    return (f"cheapest-{k}: the {k} narrowest students calibrate Eq. 3 (C and B by least squares through them, an "
+            "exact line through two); every other student narrower than the teacher is predicted; the control "
+            "d_S = d_T is not scored")
+
+
+def floor_definition(teacher: ZooTeacher) -> str:
+    """What an observed floor is, for this teacher's settings."""
+    absolute = (f" or {teacher.floor_absolute_tolerance:g} nats" if teacher.floor_absolute_tolerance else "")
+    return (f"observed floor: the mean eval loss (T^2 KL per token, T = {teacher.temperature:g}) over the final 10% "
+            f"of evaluations, of a student trained until the convergence rule holds (the fitted gain over another "
+            f"doubling of the steps at most {100 * teacher.floor_tolerance:g}% of the floor{absolute}) or "
+            f"{teacher.student_max_steps:,} steps (then named unconverged)")
+
+
 SUCCESS_RULE = {
     "primary_median_mare_pct": 15.0,
     "primary_max_teacher_mare_pct": 25.0,
@@ -93,16 +107,18 @@ def seed_predictions(stats: FeatureStats, calibration: pd.DataFrame, targets: pd
 
 
 def summarise_seeds(per_seed: list[dict[str, list | None]], widths: list[int]) -> dict[str, Any]:
-    """{predictor: {width: {median, low, high, per_seed}}} over the SAE seeds (a predictor that failed on some
-    seed keeps the seeds where it was fitted; on none, it is left out)."""
+    """{predictor: {width: {median, low, high, per_seed, fitted_seeds}}} over the SAE seeds (``fitted_seeds``: the
+    indices of the seeds where it was fitted, so that a seed where it failed is recorded, not forgotten; a predictor
+    fitted on no seed is left out)."""
     summary = {}
     for name in per_seed[0]:
-        fitted = [seed[name] for seed in per_seed if seed[name] is not None]
-        if not fitted:
+        fitted_seeds = [index for index, seed in enumerate(per_seed) if seed[name] is not None]
+        if not fitted_seeds:
             continue
-        values = np.array(fitted)
+        values = np.array([per_seed[index][name] for index in fitted_seeds])
         summary[name] = {str(width): {"median": float(np.median(values[:, i])), "low": float(values[:, i].min()),
-                                      "high": float(values[:, i].max()), "per_seed": values[:, i].tolist()}
+                                      "high": float(values[:, i].max()), "per_seed": values[:, i].tolist(),
+                                      "fitted_seeds": fitted_seeds}
                          for i, width in enumerate(widths)}
     return summary
 
@@ -115,7 +131,8 @@ def write_registration(folder: Path, teacher: ZooTeacher, content: dict[str, Any
                               "only if its predictions were never committed or scored.")
     content = {"teacher": teacher.name, "settings": asdict(teacher),
                "registered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "primary": {"predictor": PRIMARY, "protocol": PRIMARY_PROTOCOL, "floor": FLOOR_DEFINITION},
+               "primary": {"predictor": PRIMARY, "protocol": primary_protocol(teacher),
+                           "floor": floor_definition(teacher)},
                "student_free": STUDENT_FREE, "success_rule": {**SUCCESS_RULE, "text": SUCCESS_TEXT}, **content}
     path.write_text(json.dumps(content, indent=1) + "\n")
     (folder / "registration.md").write_text(registration_markdown(content))
@@ -155,6 +172,21 @@ def registration_commit(folder: Path) -> str | None:
     return commit
 
 
+def _ablation_line(content: dict[str, Any]) -> str:
+    """The ablation floor (the teacher itself, no student, no adaptation) where it can be checked before any other
+    student trains: at the calibration students and at the control."""
+    floors = content["ablation_floors"]
+
+    def median(width: int) -> float:
+        return float(np.median([seed[str(width)] for seed in floors.values()]))
+
+    pairs = ", ".join(f"d_S = {w}: {median(w):.4f} vs observed {f:.4f}"
+                      for w, f in zip(content["calibration_widths"], content["calibration_floors"]))
+    return (f"Ablation floor (median over seeds) at the calibration students: {pairs}; at the control d_S = d_T = "
+            f"{content['control_width']}: {median(content['control_width']):.4f} (a student as wide as its teacher "
+            "can copy it: the ablated teacher, whose later layers never adapt, is an upper estimate).")
+
+
 def registration_markdown(content: dict[str, Any]) -> str:
     """A readable registration: the teacher, the SAEs, the calibration floors, the success rule and every
     prediction (median [low, high] over the SAE seeds) in nats per token."""
@@ -175,6 +207,7 @@ def registration_markdown(content: dict[str, Any]) -> str:
               + ", ".join(f"{w}: {f:.4f}" for w, f in zip(content["calibration_widths"],
                                                            content["calibration_floors"]))
               + "; converged: " + ", ".join(str(c) for c in content["calibration_converged"]) + ").", "",
+              _ablation_line(content), "",
               "## Predictions (nats per token; median [low, high] over the SAE seeds)", ""]
     widths = content["predicted_widths"]
     lines += ["| predictor | " + " | ".join(f"d_S = {w}" for w in widths) + " |",
@@ -186,4 +219,10 @@ def registration_markdown(content: dict[str, Any]) -> str:
     failed = content.get("not_fitted") or []
     if failed:
         lines += ["", "Not fitted on any seed: " + ", ".join(failed) + "."]
+    partial = [name for name, per_width in content["predictions"].items()
+               if len(next(iter(per_width.values())).get("fitted_seeds", content["saes"])) < len(content["saes"])]
+    if partial:
+        lines += ["", "Fitted on some seeds only (a failed seed counts against it): " + ", ".join(partial) + "."]
+    lines += ["", "A prediction of exactly 0.0000 after Eq. 3 is a calibration that extrapolates below 0 there "
+              "(B < 0), clipped: a floor is never negative."]
     return "\n".join(lines) + "\n"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +50,6 @@ from ..pipeline import (
 )
 from .config import ZooTeacher, student_widths
 from .registration import (
-    PRIMARY,
-    STUDENT_FREE,
     read_registration,
     seed_predictions,
     summarise_seeds,
@@ -193,33 +191,57 @@ def _sae_summary(seed: int, stats: FeatureStats, floors: AblationFloors) -> dict
             "splice_ce": floors.splice_ce, "teacher_ce": floors.teacher_ce}
 
 
-def score_stage(run: TeacherRun, registration: dict) -> dict:
-    """Train the registered students that are not trained yet, then score every registered prediction against the
-    observed floors (per SAE seed) and write ``scores.json``."""
-    t = run.teacher
-    widths = registration["widths"]
-    all_widths = [*widths, registration["control_width"]]
-    run.distil(all_widths)
-    students, curves = student_table(run.folder / "students", all_widths, run.students, len(run.train))
-    observed = dict(zip(students["width"], students["observed_floor"]))
+def check_registered_settings(run: TeacherRun, registration: dict) -> None:
+    """The score stage trains and measures with the settings that were registered: a teacher whose YAML entry changed
+    since (any key) is refused, naming the keys."""
+    changed = sorted(key for key, value in asdict(run.teacher).items()
+                     if registration["settings"].get(key, value) != value)
+    if changed:
+        raise ValueError(f"zoo teacher {run.teacher.name!r}: {changed} differ from its registration "
+                         f"({run.folder / 'registration.json'}); score it with the registered settings (restore "
+                         "them in the YAML file), or register a new teacher under another name.")
+
+
+def score_registered(registration: dict, observed: dict[int, float]) -> pd.DataFrame:
+    """Every registered predictor against the observed floors of the held-out students: per SAE seed, the median
+    absolute relative error over the students (MARE); its median, range and spread over the seeds. A seed where the
+    predictor could not be fitted counts as failed (``failed_seeds``), never as absent."""
     targets = registration["predicted_widths"]
     truth = np.array([observed[w] for w in targets])
+    n_seeds = len(registration["saes"])
     rows = []
     for name, per_width in registration["predictions"].items():
         per_seed = np.array([per_width[str(w)]["per_seed"] for w in targets])  # [widths, fitted seeds]
-        errors = np.abs(per_seed - truth[:, None]) / truth[:, None]
-        mares = 100 * np.median(errors, axis=0)
+        mares = 100 * np.median(np.abs(per_seed - truth[:, None]) / truth[:, None], axis=0)
         rows.append({"predictor": name, "mare_pct": float(np.median(mares)), "mare_low": float(mares.min()),
                      "mare_high": float(mares.max()), "seed_spread": float(mares.max() - mares.min()),
-                     "seeds": int(per_seed.shape[1]), "baseline": name in SCEPTIC_BASELINES})
-    scores = pd.DataFrame(rows).sort_values("mare_pct", kind="stable")
+                     "seeds": int(per_seed.shape[1]), "failed_seeds": n_seeds - int(per_seed.shape[1]),
+                     "baseline": name in SCEPTIC_BASELINES})
+    for name in registration.get("not_fitted") or []:
+        rows.append({"predictor": name, "mare_pct": float("nan"), "mare_low": float("nan"),
+                     "mare_high": float("nan"), "seed_spread": float("nan"), "seeds": 0, "failed_seeds": n_seeds,
+                     "baseline": name in SCEPTIC_BASELINES})
+    return pd.DataFrame(rows).sort_values("mare_pct", kind="stable", na_position="last")
+
+
+def score_stage(run: TeacherRun, registration: dict, provenance: dict) -> dict:
+    """Train the registered students that are not trained yet (with the registered settings), then score every
+    registered prediction against the observed floors (:func:`score_registered`) and write ``scores.json`` with the
+    registration's digest and commit (``provenance``)."""
+    t = run.teacher
+    check_registered_settings(run, registration)
+    all_widths = [*registration["widths"], registration["control_width"]]
+    run.distil(all_widths)
+    students, curves = student_table(run.folder / "students", all_widths, run.students, len(run.train))
+    observed = dict(zip(students["width"].astype(int), students["observed_floor"]))
+    scores = score_registered(registration, observed)
     survival = _survival(run, all_widths)
     validation = {seed: _validation(run, seed, students) for seed in t.sae_seeds}
-    result = {"teacher": t.name, "students": students.to_dict(orient="records"), "scores": scores.to_dict("records"),
-              "observed": {str(w): observed[w] for w in all_widths},
+    baselines = scores[scores["baseline"] & scores["mare_pct"].notna()]
+    result = {"teacher": t.name, "registration": provenance, "students": students.to_dict(orient="records"),
+              "scores": scores.to_dict("records"), "observed": {str(w): observed[w] for w in all_widths},
               "unconverged": [int(w) for w, ok in zip(students["width"], students["converged"]) if not ok],
-              "primary": _row(scores, PRIMARY), "student_free": _row(scores, STUDENT_FREE),
-              "best_baseline": scores[scores["baseline"]].iloc[0].to_dict() if scores["baseline"].any() else None,
+              "best_baseline": baselines.iloc[0].to_dict() if len(baselines) else None,
               "survival": {"k_star": survival.get("k_star"), "null": survival.get("null")},
               "validation": validation}
     (run.folder / "scores.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
@@ -261,11 +283,6 @@ def _validation(run: TeacherRun, seed: int, students: pd.DataFrame) -> str:
     report = write_validation_report(results, run.folder / "validation" / f"seed{seed}",
                                      f"{run.teacher.name}, SAE seed {seed}: every predictor held out (exploratory)")
     return str(report.relative_to(run.folder))
-
-
-def _row(scores: pd.DataFrame, name: str) -> dict | None:
-    found = scores[scores["predictor"] == name]
-    return None if found.empty else found.iloc[0].to_dict()
 
 
 def deadline_after(minutes: float | None) -> float | None:

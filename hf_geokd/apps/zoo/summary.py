@@ -12,13 +12,20 @@ import pandas as pd
 from ...reporting.plots import new_figure, plot_floor_curves, save_figure
 from ...tables import markdown_table
 from .config import ZooTeacher
-from .registration import PRIMARY, STUDENT_FREE, SUCCESS_RULE, read_registration, registration_digest
+from .registration import read_registration
 
-SHOWN = (PRIMARY, STUDENT_FREE, "ablation floor + Eq. 3", "Eq. 2 (dt_signed) + Eq. 3")
+SHOWN_BESIDE = ("ablation floor + Eq. 3", "Eq. 2 (dt_signed) + Eq. 3")  # beside the registered primary and student-free
 
 
-def write_teacher_report(run, registration: dict, result: dict, commit: str | None, allow_uncommitted: bool
-                         ) -> Path:
+def provenance_text(provenance: dict) -> str:
+    """How a report names the registration it scored: its digest and the commit that holds it."""
+    where = {"committed": f"committed in `{provenance['commit']}`",
+             "uncommitted allowed": "**not committed** (scored with --allow-uncommitted)",
+             "not under version control": "not under version control"}[provenance["checked"]]
+    return f"`registration.json` sha256 `{provenance['sha256'][:16]}`, {where}"
+
+
+def write_teacher_report(run, registration: dict, result: dict) -> Path:
     """``report.md`` of one teacher: its registration, students, registered scores and curves."""
     folder = run.folder
     plot_floor_curves(result["curves"], folder / "floor_curves.png", f"{run.teacher.name}: distillation curves")
@@ -26,13 +33,17 @@ def write_teacher_report(run, registration: dict, result: dict, commit: str | No
     scores = pd.DataFrame(result["scores"])
     students = pd.DataFrame(result["students"])[["width", "parameters", "observed_floor", "asymptote", "converged",
                                                   "steps_trained", "eval_ce"]]
-    provenance = (f"commit `{commit}`" if commit else
-                  "**not committed** (run with --allow-uncommitted)" if allow_uncommitted else
-                  "not under version control")
+    d_star = float(np.median([sae["critical_width"] for sae in registration["saes"]]))
+    above = [width for width in registration["widths"] if width > d_star]
     lines = [f"# Zoo teacher `{run.teacher.name}`", "",
-             f"Registration: `registration.json` (sha256 `{registration_digest(folder)[:16]}`), {provenance}, written "
-             f"{registration['registered_at']}. Primary predictor: **{PRIMARY}**; calibration students "
+             f"Registration: {provenance_text(result['registration'])}, written {registration['registered_at']}. "
+             f"Primary predictor: **{registration['primary']['predictor']}**; calibration students "
              f"{registration['calibration_widths']}; scored students {registration['predicted_widths']}.", "",
+             f"d* (dt_signed, median over the SAE seeds) = {d_star:.1f}: "
+             + (f"students {above} are wider than d*." if above else
+                f"**no student is wider than d*** (d* is {'above' if d_star > run.teacher.hidden else 'at'} the "
+                f"teacher's width {run.teacher.hidden}), so the collapse of the floor past d* is not tested here."),
+             "",
              "## Students", "", markdown_table(students), "",
              ("Not converged by the stated rule (their floors are upper bounds): d_S = "
               + ", ".join(map(str, result["unconverged"])) + "." if result["unconverged"] else
@@ -56,7 +67,8 @@ def _plot_teacher(registration: dict, result: dict, path: Path, axis=None) -> No
     observed = result["observed"]
     all_widths = sorted(int(width) for width in observed)
     axis.plot(all_widths, [observed[str(w)] for w in all_widths], "ko-", lw=1.2, label="observed")
-    for index, name in enumerate(SHOWN):
+    shown = (registration["primary"]["predictor"], registration["student_free"], *SHOWN_BESIDE)
+    for index, name in enumerate(dict.fromkeys(shown)):
         predicted = registration["predictions"].get(name)
         if predicted is None:
             continue
@@ -92,28 +104,50 @@ def collect(out: Path, teachers: list[ZooTeacher]) -> list[tuple[str, dict, dict
     return found
 
 
-def success(table: pd.DataFrame, teachers: int) -> dict:
-    """The registered success rule on the per-teacher table (columns primary, primary_spread, best_baseline,
-    student_free, ablation_eq3), with what each part measured."""
+def registered_rule(found: list[tuple[str, dict, dict]]) -> tuple[dict, str, str]:
+    """The success rule, primary and student-free predictor as the registrations fixed them; registrations that
+    disagree cannot be judged by one rule (an error)."""
+    rules = {json.dumps(registration["success_rule"], sort_keys=True) for _, registration, _ in found}
+    primaries = {registration["primary"]["predictor"] for _, registration, _ in found}
+    free = {registration["student_free"] for _, registration, _ in found}
+    if len(rules) != 1 or len(primaries) != 1 or len(free) != 1:
+        raise ValueError("the zoo's registrations fix different success rules or predictors: judge each teacher on "
+                         "its own registration (they cannot be pooled).")
+    return found[0][1]["success_rule"], primaries.pop(), free.pop()
+
+
+def success(table: pd.DataFrame, teachers: int, rule: dict) -> dict:
+    """The registered success rule (``rule``, from the registrations) on the per-teacher table (columns primary,
+    primary_spread, primary_failed_seeds, best_baseline, student_free, ablation_eq3), with what each part measured.
+    A predictor that could not be fitted (NaN), or failed on an SAE seed, counts against it."""
     primary = table["primary"]
-    beats = int((table["primary"] < table["best_baseline"]).sum())
+    fitted = primary.notna().all()
+    beats = int((primary < table["best_baseline"]).sum())
+    spread_ok = bool((table["primary_spread"] <= rule["max_seed_spread_pct_points"]).all()
+                     and (table["primary_failed_seeds"] == 0).all())
     checks = {
-        f"median primary MARE <= {SUCCESS_RULE['primary_median_mare_pct']}%":
-            (float(primary.median()), bool(primary.median() <= SUCCESS_RULE["primary_median_mare_pct"])),
-        f"no teacher above {SUCCESS_RULE['primary_max_teacher_mare_pct']}%":
-            (float(primary.max()), bool(primary.max() <= SUCCESS_RULE["primary_max_teacher_mare_pct"])),
-        f"beats the best baseline on >= {SUCCESS_RULE['beats_best_baseline_share']:.0%} of the teachers":
-            (f"{beats} of {len(table)}", bool(beats >= SUCCESS_RULE["beats_best_baseline_share"] * len(table))),
-        f"seed spread <= {SUCCESS_RULE['max_seed_spread_pct_points']} points on every teacher":
-            (float(table["primary_spread"].max()),
-             bool(table["primary_spread"].max() <= SUCCESS_RULE["max_seed_spread_pct_points"])),
-        f"student-free median MARE <= {SUCCESS_RULE['student_free_median_mare_pct']}%":
-            (float(table["student_free"].median()),
-             bool(table["student_free"].median() <= SUCCESS_RULE["student_free_median_mare_pct"])),
+        f"median primary MARE <= {rule['primary_median_mare_pct']}%":
+            (_median(primary), bool(fitted and primary.median() <= rule["primary_median_mare_pct"])),
+        f"no teacher above {rule['primary_max_teacher_mare_pct']}%":
+            (float(primary.max(skipna=False)), bool(fitted and primary.max() <= rule["primary_max_teacher_mare_pct"])),
+        f"beats the best baseline on >= {rule['beats_best_baseline_share']:.0%} of the teachers":
+            (f"{beats} of {len(table)}", bool(beats >= rule["beats_best_baseline_share"] * len(table))),
+        f"seed spread <= {rule['max_seed_spread_pct_points']} points on every teacher (no failed seed)":
+            (float(table["primary_spread"].max(skipna=False)), spread_ok),
+        f"student-free median MARE <= {rule['student_free_median_mare_pct']}%":
+            (_median(table["student_free"]), bool(table["student_free"].notna().all()
+                                                  and table["student_free"].median()
+                                                  <= rule["student_free_median_mare_pct"])),
         "ablation floor + Eq. 3 no worse than the primary (median over teachers)":
-            (float(table["ablation_eq3"].median()), bool(table["ablation_eq3"].median() <= primary.median())),
+            (_median(table["ablation_eq3"]), bool(fitted and table["ablation_eq3"].notna().all()
+                                                  and table["ablation_eq3"].median() <= primary.median())),
     }
     return {"checks": checks, "complete": len(table) == teachers}
+
+
+def _median(values: pd.Series) -> float:
+    """The median, NaN when any value is NaN (a predictor not fitted on a teacher has no median MARE)."""
+    return float(values.median()) if values.notna().all() else float("nan")
 
 
 def write_zoo_summary(out: Path, teachers: list[ZooTeacher]) -> Path | None:
@@ -121,23 +155,27 @@ def write_zoo_summary(out: Path, teachers: list[ZooTeacher]) -> Path | None:
     found = collect(out, teachers)
     if not found:
         return None
+    rule, primary_name, free_name = registered_rule(found)
     rows, mare = [], {}
     for name, registration, scores in found:
         table = pd.DataFrame(scores["scores"]).set_index("predictor")
-        baselines = table[table["baseline"]]
+        baselines = table[table["baseline"] & table["mare_pct"].notna()]
         best = baselines["mare_pct"].idxmin() if len(baselines) else None
         d_star = float(np.median([sae["critical_width"] for sae in registration["saes"]]))
         rows.append({"teacher": name, "d_star": d_star, "students_above_d_star": sum(
                          int(width) > d_star for width in registration["widths"]),
-                     "primary": _get(table, PRIMARY), "primary_spread": _get(table, PRIMARY,
-                     "seed_spread"), "best_baseline": baselines["mare_pct"].min() if best else np.nan,
-                     "best_baseline_name": best, "student_free": _get(table, STUDENT_FREE),
+                     "primary": _get(table, primary_name), "primary_spread": _get(table, primary_name, "seed_spread"),
+                     "primary_failed_seeds": _get(table, primary_name, "failed_seeds", default=len(
+                         registration["saes"])),
+                     "best_baseline": baselines["mare_pct"].min() if best else np.nan,
+                     "best_baseline_name": best, "student_free": _get(table, free_name),
                      "ablation_eq3": _get(table, "ablation floor + Eq. 3"),
-                     "unconverged": ", ".join(map(str, scores["unconverged"])) or "none"})
+                     "unconverged": ", ".join(map(str, scores["unconverged"])) or "none",
+                     "registration": provenance_text(scores["registration"])})
         mare[name] = table["mare_pct"]
     summary = pd.DataFrame(rows)
     summary.to_csv(out / "summary.csv", index=False)
-    verdict = success(summary, len(teachers))
+    verdict = success(summary, len(teachers), rule)
     _plot_grid(found, out / "predicted_vs_observed.png")
     _plot_heatmap(pd.DataFrame(mare), out / "mare_by_teacher.png")
     lines = ["# Teacher zoo: registered predictions across teachers", "",
@@ -177,8 +215,8 @@ def exploratory_scores(out: Path, names: list[str]) -> pd.DataFrame:
     return scores.unstack("teacher").round(1)
 
 
-def _get(table: pd.DataFrame, name: str, column: str = "mare_pct") -> float:
-    return float(table.at[name, column]) if name in table.index else float("nan")
+def _get(table: pd.DataFrame, name: str, column: str = "mare_pct", default: float = float("nan")) -> float:
+    return float(table.at[name, column]) if name in table.index else default
 
 
 def _plot_grid(found: list[tuple[str, dict, dict]], path: Path) -> None:
