@@ -218,6 +218,9 @@ def command_zoo(args: argparse.Namespace) -> int:
     check_folder_flag(args.out, "--out")
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise ValueError(f"--max-minutes must be > 0, got {args.max_minutes}.")
+    if args.teachers and args.preset != "shipped":
+        raise ValueError(f"--teachers {args.teachers} and --preset {args.preset}: pass one of them (a YAML file, or "
+                         "a zoo shipped with hf-geokd).")
     teachers = load_zoo(args.teachers, args.preset)
     try:
         report = run_zoo(args.out, teachers, stage=args.stage, only=args.only, device=args.device,
@@ -376,9 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="predict: teachers, SAEs, ablation floors, calibration students and registration.json; "
                           "score: the other students and the scores (needs committed registrations); all: both")
     zoo.add_argument("--only", nargs="+", help="run only these teachers (names in the YAML file)")
-    zoo.add_argument("--device", choices=("cpu", "cuda"), help="where to train (default: cuda when present)")
+    zoo.add_argument("--device", choices=("cpu", "cuda"), help="where to train and measure (default: cuda when "
+                     "present)")
     zoo.add_argument("--max-minutes", type=float,
-                     help=f"stop cleanly after this long (exit status {ZOO_UNFINISHED}); the next run continues")
+                     help=f"stop cleanly once this long has passed, checked at every student training step (the "
+                          f"long stage; a teacher or SAE in training finishes first): a checkpoint is kept, the exit "
+                          f"status is {ZOO_UNFINISHED}, and the next run continues")
     zoo.add_argument("--allow-uncommitted", action="store_true",
                      help="score registrations that version control does not hold yet (the reports say so)")
     zoo.set_defaults(func=command_zoo)

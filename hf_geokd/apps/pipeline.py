@@ -94,6 +94,7 @@ class TeacherSettings:
     batch_size: int
     block_size: int
     seed: int = 0
+    use_cpu: bool = not torch.cuda.is_available()
 
 
 def train_teacher(folder: Path, settings: TeacherSettings, tokenizer, train, test) -> GPTNeoXForCausalLM:
@@ -106,7 +107,7 @@ def train_teacher(folder: Path, settings: TeacherSettings, tokenizer, train, tes
     args = TrainingArguments(output_dir=str(folder.parent / f"{folder.name}-run"), max_steps=settings.steps,
                              per_device_train_batch_size=settings.batch_size, learning_rate=3e-3, warmup_steps=20,
                              lr_scheduler_type="cosine", weight_decay=0.01, logging_steps=50, save_strategy="no",
-                             report_to=[], use_cpu=not torch.cuda.is_available(), seed=settings.seed)
+                             report_to=[], use_cpu=settings.use_cpu, seed=settings.seed)
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=test.select(range(min(64, len(test)))),
                       data_collator=causal_lm_collator)
     trainer.train()
@@ -137,6 +138,7 @@ class StudentSettings:
     temperature: float = 2.0
     seed: int = 0
     teacher_heads: int = 4
+    use_cpu: bool = not torch.cuda.is_available()
 
     def heads(self, width: int) -> int:
         """The teacher's head count when it divides the width, else one head."""
@@ -193,7 +195,7 @@ def distil_students(folder: Path, teacher, teacher_dir: Path, train, test, width
         learning_rate=settings.lr, warmup_steps=20, lr_scheduler_type="constant_with_warmup", eval_strategy="steps",
         eval_steps=settings.eval_every, logging_steps=settings.eval_every, save_strategy="steps",
         save_steps=settings.checkpoint_every, save_total_limit=1, report_to=[], temperature=settings.temperature,
-        use_cpu=not torch.cuda.is_available(), seed=settings.seed, teacher_model_name_or_path=str(teacher_dir),
+        use_cpu=settings.use_cpu, seed=settings.seed, teacher_model_name_or_path=str(teacher_dir),
     )
     floors = StudentFloorsCallback([student_name(width) for width in todo], tolerance=settings.floor_tolerance,
                                    absolute_tolerance=settings.floor_absolute_tolerance, stop_when_converged=True)

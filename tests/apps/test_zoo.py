@@ -59,6 +59,14 @@ def test_defaults_apply_and_each_teacher_overrides_them(tmp_path):
     ([{"name": "a/b"}], "must be a folder name"),
     ([{"name": "a", "sae_seeds": [0, 0]}], "sae_seeds must be distinct integers"),
     ([{"name": "a", "teacher_steps": 0}], "teacher_steps must be a positive integer"),
+    ([{"name": "a", "sae_architecture": "jumprelu"}], "sae_architecture 'jumprelu' is not one of"),
+    ([{"name": "a", "widths": [16, 8, 4]}], "distinct and in increasing order"),
+    ([{"name": "a", "widths": [4, 4, 8]}], "distinct and in increasing order"),
+    ([{"name": "a", "widths": 8}], "widths must be a list"),
+    ([{"name": "a", "sae_seeds": [True, False]}], "sae_seeds must be distinct integers"),
+    ([{"name": "a", "sae_layer": True}], "sae_layer must be an integer"),
+    ([{"name": "a", "seed": "abc"}], "seed must be an integer"),
+    ([{"name": "a", "corpus": ["wiki"]}], "is not an embedded corpus"),
     ([{"hidden": 64}], "must be a mapping with a `name`"),
 ])
 def test_a_bad_zoo_file_names_the_teacher_the_key_and_the_fix(tmp_path, teachers, message):
@@ -79,6 +87,17 @@ def test_bad_zoo_files_and_flags_are_one_line_errors(tmp_path, capsys):
     assert main(["zoo", "--preset", "smoke", "--out", str(tmp_path / "mine")]) == 2
     assert "not empty and was not written by `geokd zoo`" in capsys.readouterr().err
     assert main(["zoo", "--preset", "smoke", "--max-minutes", "0", "--out", str(tmp_path / "z")]) == 2
+    both = ["zoo", "--preset", "smoke", "--teachers", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "z")]
+    assert main(both) == 2
+    assert "pass one of them" in capsys.readouterr().err
+    (tmp_path / "defaults.yaml").write_text("defaults: [a]\nteachers: [{name: a}]\n")
+    assert main(["zoo", "--teachers", str(tmp_path / "defaults.yaml"), "--out", str(tmp_path / "z")]) == 2
+    assert "`defaults` must be a mapping" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="only must be a list of teacher names"):
+        run_zoo(tmp_path / "z", load_zoo(preset="smoke"), only="topk")
+    with pytest.raises(ValueError, match="teachers must be a non-empty list of ZooTeacher"):
+        run_zoo(tmp_path / "z", [{"name": "a"}])
+    assert not (tmp_path / "z").exists()  # nothing refused left a folder behind
 
 
 def test_student_widths_span_the_critical_width_below_the_teacher():
@@ -91,14 +110,21 @@ def test_student_widths_span_the_critical_width_below_the_teacher():
 
 def test_a_registration_is_written_once(tmp_path):
     teacher = ZooTeacher(name="a")
-    content = {"saes": [], "widths": [8], "control_width": 128, "calibration_widths": [], "calibration_floors": [],
-               "calibration_converged": [], "predicted_widths": [8], "predictions": {}}
+    content = {"saes": [{"seed": 0, "n_features": 10, "l0": 1.0, "alpha": 0.9, "critical_width": 3.0,
+                         "splice_kl": 0.1}],
+               "widths": [4, 8, 12], "control_width": 128, "calibration_widths": [4, 8],
+               "calibration_floors": [0.5, 0.3], "calibration_converged": [True, True], "predicted_widths": [12],
+               "ablation_floors": {"0": {"4": 0.6, "8": 0.4, "12": 0.2, "128": 0.0}},
+               "predictions": {"power law a d^-gamma (+ c)": {"12": {"median": 0.2, "low": 0.2, "high": 0.2,
+                                                                    "per_seed": [0.2], "fitted_seeds": [0]}}}}
     write_registration(tmp_path, teacher, content)
     written = (tmp_path / "registration.json").read_bytes()
     with pytest.raises(FileExistsError, match="written once and never replaced"):
         write_registration(tmp_path, teacher, content)
     assert (tmp_path / "registration.json").read_bytes() == written
     assert json.loads(written)["primary"]["predictor"] == "Eq. 2 (dt_signed, continuous) + Eq. 3"
+    markdown = (tmp_path / "registration.md").read_text()
+    assert "d_S = 4: 0.6000 vs observed 0.5000" in markdown and "cheapest-2: the 2 narrowest" in markdown
 
 
 def test_scoring_needs_the_registration_committed_as_it_is(tmp_path):

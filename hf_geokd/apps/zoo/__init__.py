@@ -20,7 +20,7 @@ from .summary import write_teacher_report, write_zoo_summary
 
 STAGES = ("predict", "score", "all")
 
-__all__ = ["STAGES", "ZooTeacher", "load_zoo", "run_zoo", "student_widths"]
+__all__ = ["STAGES", "DeadlineReached", "ZooTeacher", "load_zoo", "run_zoo", "student_widths"]
 
 
 def run_zoo(out: str | Path, teachers: list[ZooTeacher], stage: str = "all", only: list[str] | None = None,
@@ -36,13 +36,18 @@ def run_zoo(out: str | Path, teachers: list[ZooTeacher], stage: str = "all", onl
     """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}.")
+    if not teachers or not all(isinstance(teacher, ZooTeacher) for teacher in teachers):
+        raise ValueError("teachers must be a non-empty list of ZooTeacher (hf_geokd.apps.zoo.load_zoo reads a YAML "
+                         "file into one).")
+    if isinstance(only, str):
+        raise ValueError(f"only must be a list of teacher names, got the string {only!r}: pass [{only!r}].")
     names = [teacher.name for teacher in teachers]
     unknown = sorted(set(only or []) - set(names))
     if unknown:
         raise ValueError(f"--only {unknown}: no such teacher in this zoo ({names}).")
+    device = pick_device(device)  # before the folder is claimed: a refusal leaves nothing behind
     out = Path(out)
     claim_folder(out, "zoo")
-    device = pick_device(device)
     deadline = deadline_after(max_minutes)
     for teacher in teachers:
         if only and teacher.name not in only:
@@ -64,5 +69,3 @@ def run_zoo(out: str | Path, teachers: list[ZooTeacher], stage: str = "all", onl
         write_teacher_report(run, registration, result)
     return write_zoo_summary(out, teachers)
 
-
-__all__ += ["DeadlineReached"]

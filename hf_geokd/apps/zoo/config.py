@@ -1,6 +1,6 @@
 """A teacher of the zoo: one YAML entry, every setting of its run (corpus, teacher, SAEs, students), checked.
 
-The shipped zoo (``teachers.yaml`` beside this module) varies every axis that the theory says should not matter and
+The shipped zoo (``shipped.yaml`` beside this module) varies every axis that the theory says should not matter and
 a sceptic says might: teacher width and depth, vocabulary size, training length, SAE architecture (top-k, ReLU + L1,
 batch-top-k), SAE size and k, the hooked layer, and the corpus (prose and source code). A user adds a teacher by
 adding an entry; ``defaults`` apply to every entry that does not set a key itself.
@@ -20,7 +20,7 @@ import yaml
 
 from ...data.corpora import CORPORA
 
-ARCHITECTURES = ("topk", "batchtopk", "standard", "jumprelu", "gated")
+ARCHITECTURES = ("topk", "batchtopk", "standard")  # the top-k family takes sae_k; standard (ReLU + L1) takes sae_l1
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 PRESETS = ("shipped", "smoke")
 WIDTH_FACTORS = (0.125, 0.2, 0.33, 0.5, 0.7, 1.0, 1.4)  # student widths as multiples of d*, when not given
@@ -86,7 +86,10 @@ class ZooTeacher:
         where = f"zoo teacher {self.name!r}"
         if not isinstance(self.name, str) or not NAME.fullmatch(self.name):
             raise ValueError(f"zoo teacher name {self.name!r} must be a folder name (letters, digits, -, _, .).")
-        if self.corpus not in CORPORA:
+        for key in ("widths", "sae_seeds"):
+            if not isinstance(getattr(self, key), list):
+                raise ValueError(f"{where}: {key} must be a list, e.g. [0, 1, 2], got {getattr(self, key)!r}.")
+        if not isinstance(self.corpus, str) or self.corpus not in CORPORA:
             raise ValueError(f"{where}: corpus {self.corpus!r} is not an embedded corpus; choose one of "
                              f"{sorted(CORPORA)}.")
         if self.sae_architecture not in ARCHITECTURES:
@@ -97,7 +100,9 @@ class ZooTeacher:
             _positive_int(getattr(self, key), key, where)
         if self.hidden % self.heads:
             raise ValueError(f"{where}: hidden = {self.hidden} is not a multiple of heads = {self.heads}.")
-        if not (isinstance(self.sae_layer, int) and 0 <= self.sae_layer < self.layers):
+        _integer(self.seed, "seed", where)
+        _integer(self.sae_layer, "sae_layer", where)
+        if not 0 <= self.sae_layer < self.layers:
             raise ValueError(f"{where}: sae_layer must be a block index in [0, layers = {self.layers}), got "
                              f"{self.sae_layer!r}.")
         if self.sae_architecture == "standard":
@@ -109,10 +114,14 @@ class ZooTeacher:
             raise ValueError(f"{where}: a {self.sae_architecture} SAE takes sae_k in [1, d_sae = "
                              f"{self.sae_expansion * self.hidden}] and no sae_l1.")
         if not self.sae_seeds or len(set(self.sae_seeds)) != len(self.sae_seeds) or not all(
-                isinstance(seed, int) for seed in self.sae_seeds):
+                isinstance(seed, int) and not isinstance(seed, bool) for seed in self.sae_seeds):
             raise ValueError(f"{where}: sae_seeds must be distinct integers, got {self.sae_seeds!r}.")
         for width in self.widths:
             _positive_int(width, "widths", where)
+        if self.widths != sorted(set(self.widths)):
+            raise ValueError(f"{where}: widths must be distinct and in increasing order (the narrowest calibrate), "
+                             f"got {self.widths}.")
+        for width in self.widths:
             if width >= self.hidden:
                 raise ValueError(f"{where}: width {width} is not narrower than the teacher ({self.hidden}); the "
                                  "control d_S = d_T is added by itself.")
@@ -143,6 +152,11 @@ class ZooTeacher:
 def _positive_int(value, key: str, where: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{where}: {key} must be a positive integer, got {value!r}.")
+
+
+def _integer(value, key: str, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{where}: {key} must be an integer, got {value!r}.")
 
 
 def _positive_number(value) -> bool:
@@ -190,6 +204,8 @@ def load_zoo(source: str | Path | None = None, preset: str = "shipped") -> list[
     if unknown_top:
         raise ValueError(f"{source_name}: unknown top-level keys {unknown_top}: only `defaults` and `teachers`.")
     defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ValueError(f"{source_name}: `defaults` must be a mapping of ZooTeacher keys, got {defaults!r}.")
     known = {f.name for f in dataclasses.fields(ZooTeacher)}
     teachers = []
     for index, entry in enumerate(data["teachers"]):

@@ -38,8 +38,9 @@ from ...validate.predictors import (
 from .config import ZooTeacher
 
 REGISTRATION_NAME = "registration.json"
-PRIMARY = "Eq. 2 (dt_signed, continuous) + Eq. 3"
-STUDENT_FREE = "ablation floor (no student)"
+PRIMARY_PREDICTOR = Geometric("dt_signed", calibrated=True, kept_rule="continuous")
+STUDENT_FREE_PREDICTOR = AblationFloor(calibrated=False)
+PRIMARY, STUDENT_FREE = PRIMARY_PREDICTOR.name, STUDENT_FREE_PREDICTOR.name
 
 
 def primary_protocol(teacher: ZooTeacher) -> str:
@@ -81,11 +82,11 @@ SUCCESS_TEXT = (
 def registered_predictors() -> list[Predictor]:
     """What every zoo teacher registers: the primary first, then the other theory predictors, the student-free
     ablation floor, and the sceptic's curves."""
-    return [Geometric("dt_signed", calibrated=True, kept_rule="continuous"),
+    return [PRIMARY_PREDICTOR,
             Geometric("dt_signed", calibrated=True), Geometric("paper", calibrated=True),
             Geometric("mono", calibrated=True, kept_rule="continuous"),
             SoftFloorGiven(SHIPPED_SOFT_FLOOR, "shipped shape", calibrated=True),
-            AblationFloor(calibrated=False), AblationFloor(calibrated=True),
+            STUDENT_FREE_PREDICTOR, AblationFloor(calibrated=True),
             PowerLawBaseline(), ParameterLaw(), ExponentialBaseline(), InverseWidthBaseline(), LogLinearBaseline()]
 
 

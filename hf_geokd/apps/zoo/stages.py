@@ -77,7 +77,7 @@ class TeacherRun:
                                eval_every=t.eval_every, checkpoint_every=t.checkpoint_every,
                                eval_blocks=t.eval_blocks, floor_tolerance=t.floor_tolerance,
                                floor_absolute_tolerance=t.floor_absolute_tolerance, temperature=t.temperature,
-                               seed=t.seed, teacher_heads=t.heads)
+                               seed=t.seed, teacher_heads=t.heads, use_cpu=self.device == "cpu")
 
     def sae_dir(self, seed: int) -> Path:
         return self.folder / "sae" / f"seed{seed}" / self.teacher.hook_name
@@ -99,7 +99,7 @@ def prepare(teacher: ZooTeacher, folder: Path, cache_dir: Path, device: str, dea
     tokenizer, train, test = tokenizer_and_blocks(documents, folder / "teacher", teacher.vocab_size,
                                                   teacher.block_size)
     settings = TeacherSettings(teacher.hidden, teacher.layers, teacher.heads, teacher.teacher_steps,
-                               teacher.batch_size, teacher.block_size, teacher.seed)
+                               teacher.batch_size, teacher.block_size, teacher.seed, use_cpu=device == "cpu")
     model = train_teacher(folder / "teacher", settings, tokenizer, train, test).to(device).eval()
     return TeacherRun(teacher, folder, tokenizer, train, test, model, device, deadline)
 
@@ -127,19 +127,22 @@ def d_star(stats: dict[int, FeatureStats]) -> float:
         return float(np.median([critical_width(s.n_features, s.alpha, "dt_signed") for s in stats.values()]))
 
 
-def ablation_floors(run: TeacherRun, seed: int, stats: FeatureStats, widths: list[int]) -> AblationFloors:
-    """The seed's SAE's ablation floors at ``widths`` (dt_signed, continuous cut), measured once and saved."""
+def seed_ablation_floors(run: TeacherRun, seed: int, stats: FeatureStats, widths: list[int]) -> AblationFloors:
+    """The seed's SAE's ablation floors at ``widths`` (dt_signed, continuous cut) on at most ``ablation_tokens``
+    held-out positions, measured once and saved beside the SAE; floors measured with other settings are replaced."""
     from ...sae import load_sae, measure_ablation_floors  # Deferred: see train_saes
 
     folder = run.sae_dir(seed)
+    t = run.teacher
+    n_tokens = min(t.ablation_tokens, len(run.test) * (t.block_size - 1))
     saved = AblationFloors.stored(folder)
-    if saved is not None and saved.widths == widths:
+    if saved is not None and (saved.widths, saved.capacity_kind, saved.kept_rule, saved.temperature,
+                              saved.n_tokens) == (widths, "dt_signed", "continuous", t.temperature, n_tokens):
         return saved
     floors = measure_ablation_floors(load_sae(folder, device=run.device), run.model, run.test, widths, stats=stats,
-                                     n_tokens=run.teacher.ablation_tokens, capacity_kind="dt_signed",
-                                     kept_rule="continuous", temperature=run.teacher.temperature,
-                                     batch_size=run.teacher.batch_size, progress=False)
-    floors.save(folder)
+                                     n_tokens=n_tokens, capacity_kind="dt_signed", kept_rule="continuous",
+                                     temperature=t.temperature, batch_size=t.batch_size, progress=False)
+    floors.save(folder, overwrite=True)
     return floors
 
 
@@ -152,7 +155,11 @@ def predict_stage(run: TeacherRun) -> dict:
     stats = train_saes(run)
     widths = list(t.widths) or student_widths(d_star(stats), t.hidden)
     all_widths = [*widths, t.hidden]
-    floors = {seed: ablation_floors(run, seed, stats[seed], all_widths) for seed in t.sae_seeds}
+    if len(widths) <= t.calibration_students:
+        raise ValueError(f"zoo teacher {t.name!r}: the widths {widths} chosen around d* = {d_star(stats):.1f} leave "
+                         f"nothing to predict after {t.calibration_students} calibration students; give `widths:` "
+                         "in its YAML entry.")
+    floors = {seed: seed_ablation_floors(run, seed, stats[seed], all_widths) for seed in t.sae_seeds}
     calibration_widths = widths[:t.calibration_students]
     run.distil(calibration_widths)
     observed = [json.loads(student_floor_file(run.folder / "students", w).read_text()) for w in calibration_widths]
