@@ -11,7 +11,9 @@ the rest of the teacher runs on x', and the floor is the same quantity a distill
     L_abl(d_S) = T^2 E_t[ KL(softmax(u_t / T) || softmax(u'_t / T)) ]     (nats per token; u, u': logits)
 
 The splice reference replaces x by the SAE's full reconstruction (every latent kept, the error removed): what the SAE
-itself costs, and the floor a perfect student of this SAE's features would still pay.
+itself costs. The ablated teacher's later layers never adapt to what is removed, where a student's do: the ablation
+floor is an estimate of a student's floor in the same units, not the same quantity (at d_S = d_T a student can copy
+its teacher, while the ablation still removes the latents beyond d_T g when d* > d_T).
 """
 
 from __future__ import annotations

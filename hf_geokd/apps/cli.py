@@ -107,6 +107,8 @@ def load_predictor(args: argparse.Namespace):
 def command_predict(args: argparse.Namespace) -> int:
     check_folder_flag(args.save, "--save")
     predictor = load_predictor(args)
+    if args.kept_rule:  # one of the choices argparse checked
+        predictor.kept_rule = args.kept_rule
     if args.floor_model is not None:  # a new predictor: the soft floor's own capacity is checked against --kind
         predictor = FloorPredictor(predictor.stats, args.kind or "paper", predictor.calibration,
                                    allow_wider=args.allow_wider, kept_rule=predictor.kept_rule,
@@ -338,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--plot", help="write a PNG of floor vs width for every capacity kind")
     predict.add_argument("--save", help="save the predictor to this folder (refuses to replace other files)")
     predict.add_argument("--overwrite", action="store_true", help="let --save replace files that are not a predictor's")
+    predict.add_argument("--kept-rule", choices=("floor", "continuous"),
+                         help="where Eq. 2 cuts the ranked spectrum: floor(d_S g) (the paper's, default) or the "
+                              "real-valued rank d_S g (continuous: no jump of a whole feature)")
     predict.add_argument("--nats", action="store_true",
                          help="also print the floors in nats measured with no student (the ablation floors stored "
                               "with the predictor or beside the SAE)")

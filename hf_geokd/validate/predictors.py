@@ -236,7 +236,8 @@ class ExponentialBaseline(Predictor):
 
 
 class InverseWidthBaseline(Predictor):
-    """a / d + c (two parameters at any number of calibration widths; least squares, exact through two)."""
+    """a / d + c (two parameters at any number of calibration widths; least squares, exact through two), at least 0:
+    a floor is never negative."""
 
     def __init__(self) -> None:
         super().__init__("inverse width a / d + c", "same_config", 2)
@@ -246,7 +247,7 @@ class InverseWidthBaseline(Predictor):
         if np.unique(x).size < 2:
             raise ValueError("a / d + c needs two distinct calibration widths.")
         a, c = np.polyfit(1.0 / x, train["observed"].to_numpy(float), 1)
-        return a / test["width"].to_numpy(float) + c
+        return np.clip(a / test["width"].to_numpy(float) + c, 0.0, None)
 
 
 class LogLinearBaseline(Predictor):
@@ -270,20 +271,22 @@ better only when it beats the best of them on the same points."""
 
 
 def _exponential(x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> np.ndarray:
-    """a e^(-b x) + c by least squares through three or more points (kept when a, c >= 0), else a e^(-b x) by a line
-    through (x, ln y)."""
+    """a e^(-b x) + c by least squares through three or more points (kept when a, b, c >= 0: a decay to a floor), else
+    a e^(-b x) by a line through (x, ln y); floors that do not fall with width are a failed fit."""
     from scipy.optimize import OptimizeWarning, curve_fit  # Deferred: scipy loads only when a curve is fitted.
 
     if np.unique(x).size < 2 or np.any(y <= 0):
         raise ValueError("an exponential needs at least two distinct calibration points with positive floors.")
     slope, intercept = np.polyfit(x, np.log(y), 1)
+    if slope >= 0:
+        raise ValueError("the calibration floors do not fall with width: an exponential decay cannot fit them.")
     if np.unique(x).size >= 3:
         try:
             with warnings.catch_warnings():  # an exact fit through three points has no covariance to estimate
                 warnings.simplefilter("ignore", OptimizeWarning)
                 (a, b, c), _ = curve_fit(lambda d, a, b, c: a * np.exp(-b * d) + c, x, y,
                                          p0=(float(np.exp(intercept)), float(-slope), 0.0), maxfev=20_000)
-            if a >= 0 and c >= 0 and np.isfinite([a, b, c]).all():
+            if a >= 0 and b > 0 and c >= 0 and np.isfinite([a, b, c]).all():
                 return a * np.exp(-b * x_test) + c
         except RuntimeError:
             pass  # no convergence: the two-parameter form below

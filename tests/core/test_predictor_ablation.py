@@ -111,3 +111,13 @@ def test_ablation_floors_of_another_hook_or_a_malformed_dict_are_refused():
         FloorPredictor(stats(), ablation=AblationFloors(**{**FLOORS.__dict__, "hooks": ["gpt_neox.layers.3"]}))
     with pytest.raises(ValueError, match="not AblationFloors' fields"):
         FloorPredictor(stats(), ablation={"widths": [4]})
+
+
+def test_geokd_predict_kept_rule_continuous(capsys):
+    args = ["predict", "--n-features", "40", "--l0", "4", "--d-in", "16", "--zipf-exponent", "1", "--kind",
+            "dt_signed", "--widths", "3"]
+    assert main(args) == 0
+    floor_rule = capsys.readouterr().out
+    assert main([*args, "--kept-rule", "continuous"]) == 0
+    continuous = capsys.readouterr().out
+    assert "continuous cut" in continuous and floor_rule != continuous

@@ -78,3 +78,11 @@ def test_the_harness_scores_the_ablation_floor_zero_shot_on_floors_in_nats():
     assert zero_shot["mare_pct"].iloc[0] == pytest.approx(20.0)  # |1.2-1|/1, .8/.7, .6/.5, 0, 1/3: median 0.2
     without = score_predictors(Observations(table.drop(columns="ablation"), {"t": STATS}, "loss", False, "hand"))
     assert "zero-shot" not in set(without.scores["protocol"]) and "zero-shot" in without.skipped
+
+
+def test_every_curve_stays_in_the_physical_range_or_fails():
+    rising = rows([4, 8], [0.3, 0.5])
+    with pytest.raises(ValueError, match="do not fall with width"):
+        predict(ExponentialBaseline(), rising, rows([16]))
+    # a / d + c through (4, 0.3) and (8, 0.5): a = -1.6, c = 0.7; at 1e6 it would be 0.7 (fine), at 2 it would be -0.1
+    assert predict(InverseWidthBaseline(), rising, rows([2]))[0] == 0.0
