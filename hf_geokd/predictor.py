@@ -24,11 +24,12 @@ from .capacity import (
     quiet_capacity_warnings,
 )
 from .cards import render_card
+from .checks import sae_subfolder
 from .files import known_fields, read_json
 from .floors import check_widths, default_widths, floor_table, floor_tables_every_kind
 from .soft_floor import SHIPPED_SOFT_FLOOR, SoftFloorFit
 from .sources import HUB_UNREACHABLE, hub_error, local_folder
-from .stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME, FeatureStats
+from .stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME, FeatureStats, stored_feature_stats
 from .tables import markdown_table
 
 PREDICTOR_CONFIG_NAME = "config.json"
@@ -253,15 +254,20 @@ class FloorPredictor(
         The statistics come from :func:`hf_geokd.sae.sae_feature_stats`; this is its thin entry point. Ablation
         floors saved beside the SAE (``ablation_floors.json``) come with them.
         """
-        # Deferred: the SAE side (sae-lens, transformers) loads only when a predictor is built from an SAE. The
-        # one import of a subpackage from the core: hf_geokd.sae never imports the predictor, so there is no circle.
-        from .sae.source import sae_feature_stats
+        local_or_hub = "/" in str(repo_or_dir) or Path(repo_or_dir).exists()
+        stats = stored_feature_stats(repo_or_dir, sae_id) if local_or_hub else None  # no SAE library needed
+        if stats is not None:
+            subfolder = sae_subfolder(sae_id)
+            stats.metadata.setdefault("sae", str(repo_or_dir) + (f" ({subfolder})" if subfolder else ""))
+        else:
+            # Deferred: the SAE side (sae-lens, transformers) loads only when the statistics must come from the
+            # SAE itself. The one import of a subpackage from the core: hf_geokd.sae never imports the predictor.
+            from .sae.source import sae_feature_stats
 
-        stats = sae_feature_stats(repo_or_dir, sae_id, model=model, dataset=dataset, hook_name=hook_name,
-                                  n_tokens=n_tokens, allow_pickle=allow_pickle, approximate=approximate,
-                                  **measure_kwargs)
-        ablation = stored_ablation_floors(repo_or_dir, sae_id) if "/" in str(repo_or_dir) or Path(
-            repo_or_dir).exists() else None
+            stats = sae_feature_stats(repo_or_dir, sae_id, model=model, dataset=dataset, hook_name=hook_name,
+                                      n_tokens=n_tokens, allow_pickle=allow_pickle, approximate=approximate,
+                                      **measure_kwargs)
+        ablation = stored_ablation_floors(repo_or_dir, sae_id) if local_or_hub else None
         return cls(stats, capacity_kind, calibration=calibration, allow_wider=allow_wider, floor_model=floor_model,
                    kept_rule=kept_rule, ablation=ablation)
 

@@ -121,3 +121,15 @@ def test_geokd_predict_kept_rule_continuous(capsys):
     assert main([*args, "--kept-rule", "continuous"]) == 0
     continuous = capsys.readouterr().out
     assert "continuous cut" in continuous and floor_rule != continuous
+
+
+def test_from_sae_on_stored_statistics_loads_no_sae_library(tmp_path):
+    import subprocess
+    import sys
+
+    stats().save(tmp_path / "sae" / "gpt_neox.layers.1")
+    code = ("import sys; from hf_geokd import FloorPredictor; "
+            f"p = FloorPredictor.from_sae({str(tmp_path / 'sae')!r}, sae_id='gpt_neox.layers.1'); "
+            "print(p.stats.n_features, 'sae_lens' in sys.modules, 'transformers' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["40", "False", "False"]
