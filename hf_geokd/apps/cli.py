@@ -282,9 +282,11 @@ def command_validate(args: argparse.Namespace) -> int:
                                        shared_fits=observations.teacher_relative)
             if problem:
                 raise ValueError(f"--protocols {protocol}: {problem}.")
+    zero_shot = protocol_problem(observations.table, "zero-shot", observations.units,
+                                 shared_fits=observations.teacher_relative) is None  # Eq. 2's units, or nats measured
     protocols = tuple(args.protocols) if args.protocols else tuple(
-        p for p in PROTOCOLS if protocol_problem(observations.table, p, observations.units,
-                                                 shared_fits=observations.teacher_relative) is None)
+        p for p in PROTOCOLS if (p != "zero-shot" or zero_shot)
+        and (observations.units == "energy" or p != "leave-configuration-out"))
     shipped = None if args.no_shipped_soft_floor else SHIPPED_SOFT_FLOOR
     in_sample = in_sample_configurations(observations, shipped)
     if in_sample and not args.in_sample_soft_floor:
