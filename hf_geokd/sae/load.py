@@ -130,12 +130,11 @@ CONVERTERS = {
 
 
 def _fetch(repo_id: str, subfolder: str | None) -> Path:
-    """Download one SAE folder of a Hub repo (only that folder)."""
+    """Download one SAE folder of a Hub repo (only that folder); return the snapshot's root."""
     try:
-        root = Path(snapshot_download(repo_id, allow_patterns=[f"{subfolder}/*" if subfolder else "*"]))
+        return Path(snapshot_download(repo_id, allow_patterns=[f"{subfolder}/*" if subfolder else "*"]))
     except HUB_UNREACHABLE as error:
         raise hub_error(repo_id, error) from error
-    return root / subfolder if subfolder else root
 
 
 def _layout_folders(paths: list[str]) -> list[str]:
