@@ -44,9 +44,9 @@ class ZooTeacher:
         widths: student widths; empty: chosen from d* (dt_signed, median over the SAE seeds) in the predict stage,
             some below and some above it. The control d_S = d_T is always added.
         calibration_students: how many of the narrowest students calibrate Eq. 3 (trained in the predict stage).
-        student_max_steps, student_lr, eval_every, checkpoint_every, eval_blocks, floor_tolerance,
-            floor_absolute_tolerance, temperature: the students' distillation and convergence rule
-            (:class:`hf_geokd.apps.pipeline.StudentSettings`).
+        student_max_steps: the students' distillation and convergence rule, with ``student_lr``, ``eval_every``,
+            ``checkpoint_every``, ``eval_blocks``, ``floor_tolerance``, ``floor_absolute_tolerance`` and
+            ``temperature`` (:class:`hf_geokd.apps.pipeline.StudentSettings`).
         survival_tokens: tokens of each student's feature-survival measurement (with the first seed's SAE).
         seed: the teacher's and the students' seed.
     """
