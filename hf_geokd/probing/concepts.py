@@ -1,7 +1,11 @@
 """Binary concepts to probe (paper section 7): offline ones from local text, and the paper's six from real datasets.
 
-Offline (``offline_concepts``): ``is_question`` from the embedded Wikipedia sample, ``contains_code`` from the Python
-standard library's sources. For full-scale runs (``paper_concepts``): the paper draws 2,000 positive and 2,000
+Offline (``wheel_concepts``): five of the paper's six families from text shipped inside wheels of the package index
+(see :mod:`hf_geokd.probing.sources` for the sources, their licences and why sports has none), each example naming
+its document for a group split. ``offline_concepts`` is the older two-concept set (``is_question`` from the
+embedded Wikipedia sample, ``contains_code`` from the Python standard library), kept for the demo.
+
+For full-scale runs (``paper_concepts``): the paper draws 2,000 positive and 2,000
 negative examples per concept from The Pile without saying how. We use labels that exist in the data wherever we
 can, and say where we use a rule instead:
 
@@ -21,8 +25,12 @@ import sysconfig
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .sources import Snippet
 
 Concept = tuple[Sequence[str], Sequence[int]]
 SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
@@ -132,3 +140,61 @@ def paper_concepts(per_class: int = 2000, pile: str = PILE, ag_news: str = AG_NE
     concepts = pile_concepts(load_dataset(pile, split="train", streaming=True), per_class)
     concepts["sports"] = ag_news_sports(load_dataset(ag_news, split="train", streaming=True), per_class)
     return concepts
+
+
+class GroupedConcept(NamedTuple):
+    """A balanced binary concept whose examples know their document: ``groups[i]`` names the document of
+    ``texts[i]``, so that a group split (:func:`hf_geokd.probing.split.group_split`) keeps documents apart."""
+
+    texts: list[str]
+    labels: list[int]
+    groups: list[str]
+
+
+def grouped_concept(positives: Sequence[Snippet], negatives: Sequence[Snippet], per_class: int,
+                    seed: int = 0) -> GroupedConcept:
+    """``per_class`` examples of each class, deduplicated, drawn at random, shuffled together.
+
+    Deduplication is by whitespace-collapsed text: the first occurrence within a class is kept, and a text found in
+    both classes is dropped from both (it cannot carry the concept either way).
+
+    Raises:
+        ValueError: fewer than ``per_class`` distinct examples in a class (lower ``per_class``, or use another source).
+    """
+    if per_class < 5:
+        raise ValueError(f"per_class must be at least 5 for a probe, got {per_class}.")
+
+    def distinct(snippets: Sequence[Snippet]) -> dict[str, Snippet]:
+        kept: dict[str, Snippet] = {}
+        for snippet in snippets:
+            kept.setdefault(" ".join(snippet.text.split()), snippet)
+        return kept
+
+    pos, neg = distinct(positives), distinct(negatives)
+    shared = pos.keys() & neg.keys()
+    pos = [s for key, s in pos.items() if key not in shared]
+    neg = [s for key, s in neg.items() if key not in shared]
+    if min(len(pos), len(neg)) < per_class:
+        raise ValueError(f"per_class = {per_class} but only {len(pos)} positive and {len(neg)} negative distinct "
+                         "examples: lower per_class.")
+    rng = np.random.default_rng(seed)
+    chosen = ([(pos[i], 1) for i in rng.permutation(len(pos))[:per_class]]
+              + [(neg[i], 0) for i in rng.permutation(len(neg))[:per_class]])
+    chosen = [chosen[i] for i in rng.permutation(len(chosen))]
+    return GroupedConcept([s.text for s, _ in chosen], [label for _, label in chosen], [s.document for s, _ in chosen])
+
+
+def wheel_concepts(cache_dir: str | Path, per_class: int = 300, families: Sequence[str] | None = None,
+                   seed: int = 0) -> dict[str, GroupedConcept]:
+    """The offline concept families of :mod:`hf_geokd.probing.sources` (all of them by default), each balanced at
+    ``per_class`` per class with its documents named. Downloads the carrying wheels into ``cache_dir`` once."""
+    from .sources import NO_OFFLINE_SOURCE, family_sources
+
+    loaders = family_sources(cache_dir)
+    families = list(loaders) if families is None else list(families)
+    unknown = [name for name in families if name not in loaders]
+    if unknown:
+        missing = {name: NO_OFFLINE_SOURCE[name] for name in unknown if name in NO_OFFLINE_SOURCE}
+        raise ValueError(f"families {unknown} have no offline source ({missing or 'unknown names'}); "
+                         f"choose among {sorted(loaders)}.")
+    return {name: grouped_concept(*loaders[name](), per_class, seed) for name in families}

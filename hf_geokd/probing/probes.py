@@ -1,7 +1,8 @@
 """Linear probes for binary concepts on pooled hidden states (paper section 7).
 
 For each text: hidden states of one layer, mean-pooled over non-padding tokens. For each concept and seed:
-a stratified 80/20 split, features standardised on the training part, L2-regularised logistic regression (L-BFGS),
+a stratified 80/20 split (a group split that keeps documents apart when the concept names them), features
+standardised on the training part, L2-regularised logistic regression (L-BFGS),
 accuracy and AUROC on the held-out part. Controls: the same probe on shuffled labels (should sit at chance), and
 on a randomly initialised copy of the model (how much a probe finds without learned features).
 """
@@ -15,7 +16,15 @@ import pandas as pd
 import torch
 
 from ..data import causal_lm_collator
-from .concepts import Concept
+from .concepts import Concept, GroupedConcept
+from .split import group_split, resampled_interval
+
+
+def encoded_batches(tokenizer, texts: Sequence[str], batch_size: int, max_length: int):
+    """Padded batches (``input_ids``, ``attention_mask``) of ``texts``, truncated to ``max_length`` tokens."""
+    for start in range(0, len(texts), batch_size):
+        encoded = tokenizer(list(texts[start : start + batch_size]), truncation=True, max_length=max_length)
+        yield causal_lm_collator([{"input_ids": ids} for ids in encoded["input_ids"]])  # pads without a pad token
 
 
 @torch.no_grad()
@@ -31,9 +40,7 @@ def pooled_hidden_states(model, tokenizer, texts: Sequence[str], layer: int, bat
     was_training = model.training
     model.eval()
     pooled = []
-    for start in range(0, len(texts), batch_size):
-        encoded = tokenizer(list(texts[start : start + batch_size]), truncation=True, max_length=max_length)
-        batch = causal_lm_collator([{"input_ids": ids} for ids in encoded["input_ids"]])  # pads without a pad token
+    for batch in encoded_batches(tokenizer, texts, batch_size, max_length):
         mask = batch["attention_mask"].to(device)
         hidden = model(input_ids=batch["input_ids"].to(device), attention_mask=mask,
                        output_hidden_states=True).hidden_states[layer].double()
@@ -81,39 +88,69 @@ def fit_logistic(features: torch.Tensor, labels: torch.Tensor, l2: float = 1e-2,
     return weights.detach()
 
 
-def probe_accuracy(features: torch.Tensor, labels: Sequence[int], seeds: int = 5, test_fraction: float = 0.2,
-                   shuffle_labels: bool = False) -> dict[str, float]:
-    """Mean and std of held-out accuracy and AUROC over ``seeds`` stratified splits."""
+def splits_for(labels: Sequence[int], seeds: int, test_fraction: float = 0.2,
+               groups: Sequence[str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``seeds`` train/test splits: group splits (documents kept apart) when ``groups`` is given, else stratified
+    splits. The same arguments give the same splits, so representations probed on them are compared pairwise."""
+    y = np.asarray(labels, dtype=np.int64)
+    if groups is None:
+        return [stratified_split(y, test_fraction, seed) for seed in range(seeds)]
+    return [group_split(groups, y, test_fraction, seed) for seed in range(seeds)]
+
+
+def split_scores(features: torch.Tensor, labels: Sequence[int],
+                 splits: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out accuracy and AUROC of the logistic probe on each split (features standardised on the train part)."""
     y = np.asarray(labels, dtype=np.int64)
     if set(np.unique(y)) != {0, 1}:
         raise ValueError("labels must contain both classes 0 and 1.")
     if features.shape[0] != y.size:
         raise ValueError(f"{features.shape[0]} feature rows but {y.size} labels.")
+    features = features.double()
     accuracies, aurocs = [], []
-    for seed in range(seeds):
-        target = np.random.default_rng(10_000 + seed).permutation(y) if shuffle_labels else y
-        train, test = stratified_split(target, test_fraction, seed)
+    for train, test in splits:
         mean, std = features[train].mean(0), features[train].std(0).clamp_min(1e-8)
         x_train, x_test = (features[train] - mean) / std, (features[test] - mean) / std
-        weights = fit_logistic(x_train, torch.as_tensor(target[train], dtype=features.dtype))
+        weights = fit_logistic(x_train, torch.as_tensor(y[train], dtype=features.dtype))
         scores = (torch.cat([x_test, torch.ones(len(test), 1, dtype=features.dtype)], 1) @ weights).numpy()
-        accuracies.append(float(((scores > 0).astype(np.int64) == target[test]).mean()))
-        aurocs.append(auroc(scores, target[test]))
+        accuracies.append(float(((scores > 0).astype(np.int64) == y[test]).mean()))
+        aurocs.append(auroc(scores, y[test]))
+    return np.array(accuracies), np.array(aurocs)
+
+
+def probe_accuracy(features: torch.Tensor, labels: Sequence[int], seeds: int = 5, test_fraction: float = 0.2,
+                   shuffle_labels: bool = False, groups: Sequence[str] | None = None) -> dict[str, float]:
+    """Mean, std and 95% interval (:func:`~hf_geokd.probing.split.resampled_interval`) of held-out accuracy, and
+    mean AUROC, over ``seeds`` splits (group splits when ``groups`` names each example's document)."""
+    y = np.asarray(labels, dtype=np.int64)
+    if set(np.unique(y)) != {0, 1}:
+        raise ValueError("labels must contain both classes 0 and 1.")
+    accuracies, aurocs = [], []
+    for seed, split in enumerate(splits_for(y, seeds, test_fraction, groups)):
+        target = np.random.default_rng(10_000 + seed).permutation(y) if shuffle_labels else y
+        accuracy, area = split_scores(features, target, [split])
+        accuracies.append(accuracy[0])
+        aurocs.append(area[0])
+    low, high = resampled_interval(accuracies, test_fraction)
     return {"accuracy": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
-            "auroc": float(np.nanmean(aurocs))}
+            "accuracy_low": low, "accuracy_high": high, "auroc": float(np.nanmean(aurocs))}
 
 
-def run_probes(model, concepts: Mapping[str, Concept], layer: int, tokenizer, seeds: int = 5,
+def run_probes(model, concepts: Mapping[str, Concept | GroupedConcept], layer: int, tokenizer, seeds: int = 5,
                random_model=None, batch_size: int = 16, max_length: int = 128) -> pd.DataFrame:
-    """One row per concept: accuracy (mean, std over seeds), AUROC, the shuffled-label control, and, when
-    ``random_model`` is given (same architecture, random weights), its accuracy."""
+    """One row per concept: accuracy (mean, std and interval over seeds), AUROC, the shuffled-label control, and,
+    when ``random_model`` is given (same architecture, random weights), its accuracy. A concept given with its
+    documents (a :class:`~hf_geokd.probing.concepts.GroupedConcept`) is split by document."""
     rows = []
-    for name, (texts, labels) in concepts.items():
+    for name, concept in concepts.items():
+        texts, labels = concept[0], concept[1]
+        groups = concept[2] if len(concept) > 2 else None
         features = pooled_hidden_states(model, tokenizer, texts, layer, batch_size, max_length)
-        row = {"concept": name, "examples": len(texts), **probe_accuracy(features, labels, seeds)}
-        row["shuffled_accuracy"] = probe_accuracy(features, labels, seeds, shuffle_labels=True)["accuracy"]
+        row = {"concept": name, "examples": len(texts), **probe_accuracy(features, labels, seeds, groups=groups)}
+        row["shuffled_accuracy"] = probe_accuracy(features, labels, seeds, shuffle_labels=True,
+                                                  groups=groups)["accuracy"]
         if random_model is not None:
             random_features = pooled_hidden_states(random_model, tokenizer, texts, layer, batch_size, max_length)
-            row["random_init_accuracy"] = probe_accuracy(random_features, labels, seeds)["accuracy"]
+            row["random_init_accuracy"] = probe_accuracy(random_features, labels, seeds, groups=groups)["accuracy"]
         rows.append(row)
     return pd.DataFrame(rows)

@@ -1,0 +1,96 @@
+"""A probing study that can fail: each concept probed on a teacher and its students beside the controls, and the rule
+that says whether a model carries it.
+
+For each concept, on the same ``seeds`` group splits (documents kept apart), held-out accuracy of a logistic probe on
+
+- ``bag_of_tokens``: the token counts of each text alone (:mod:`.controls`);
+- ``random_init``: the pooled hidden states of a randomly initialised copy of the teacher;
+- each model: its pooled hidden states (layer ``layer``).
+
+Beside each accuracy: its 95% interval (corrected resampled t, :func:`.split.resampled_interval`), the shuffled-label
+accuracy, the control-task accuracy (Hewitt and Liang, 2019) and the selectivity = accuracy - control accuracy.
+
+**Rule.** A model *carries* a concept when, on the same splits, its accuracy beats both the bag-of-tokens probe and the
+random-init teacher's by more than ``margin``, with the lower end of the 95% interval of each paired difference
+(accuracy_model - accuracy_baseline, per split) above ``margin``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .concepts import GroupedConcept
+from .controls import control_task_labels, token_counts, token_ids
+from .probes import pooled_hidden_states, split_scores, splits_for
+from .split import resampled_interval
+
+BAG_OF_TOKENS = "bag_of_tokens"
+RANDOM_INIT = "random_init"
+BASELINES = (BAG_OF_TOKENS, RANDOM_INIT)
+
+
+def _representation_row(features: torch.Tensor, concept: GroupedConcept, control: np.ndarray, seeds: int,
+                        test_fraction: float) -> tuple[dict, np.ndarray]:
+    splits = splits_for(concept.labels, seeds, test_fraction, concept.groups)
+    accuracies, aurocs = split_scores(features, concept.labels, splits)
+    shuffled = np.random.default_rng(10_000).permutation(np.asarray(concept.labels))
+    control_splits = splits_for(control, seeds, test_fraction, concept.groups)
+    control_accuracy = split_scores(features, control, control_splits)[0].mean()
+    low, high = resampled_interval(accuracies, test_fraction)
+    row = {"accuracy": accuracies.mean(), "accuracy_low": low, "accuracy_high": high, "auroc": np.nanmean(aurocs),
+           "shuffled_accuracy": split_scores(features, shuffled, splits)[0].mean(),
+           "control_accuracy": control_accuracy, "selectivity": accuracies.mean() - control_accuracy}
+    return row, accuracies
+
+
+def probe_study(models: Mapping[str, torch.nn.Module], concepts: Mapping[str, GroupedConcept], layer: int, tokenizer,
+                random_model: torch.nn.Module, seeds: int = 5, test_fraction: float = 0.2, margin: float = 0.02,
+                batch_size: int = 16, max_length: int = 128, max_types: int = 5000) -> pd.DataFrame:
+    """One row per (representation, concept): the baselines ``bag_of_tokens`` and ``random_init``, then every model
+    of ``models`` (name -> model, teacher first), with the columns of the module docstring; model rows add
+    ``vs_bag_of_tokens`` / ``vs_random_init`` (mean paired difference) with their interval's lower end (``_low``)
+    and ``carried`` (the rule)."""
+    if not models:
+        raise ValueError("models is empty: give the teacher (and students) to probe, name -> model.")
+    clash = set(models) & set(BASELINES)
+    if clash:
+        raise ValueError(f"models may not be named {sorted(clash)}: those names are the baselines' rows.")
+    if seeds < 2:
+        raise ValueError(f"seeds must be at least 2 (an interval needs two splits), got {seeds}.")
+    rows = []
+    for name, concept in concepts.items():
+        if not isinstance(concept, GroupedConcept):
+            raise ValueError(f"concept {name!r} must be a GroupedConcept (texts, labels, groups): the study splits "
+                             "by document; build it with grouped_concept or wheel_concepts.")
+        ids = token_ids(tokenizer, concept.texts, max_length)
+        control = control_task_labels(ids)
+        common = {"concept": name, "examples": len(concept.texts), "documents": len(set(concept.groups))}
+        readers = {BAG_OF_TOKENS: None, RANDOM_INIT: random_model, **models}
+        per_split = {}
+        for model_name, model in readers.items():
+            features = (token_counts(ids, max_types)[0] if model is None else
+                        pooled_hidden_states(model, tokenizer, concept.texts, layer, batch_size, max_length))
+            row, per_split[model_name] = _representation_row(features, concept, control, seeds, test_fraction)
+            if model_name not in BASELINES:
+                carried = True
+                for baseline in BASELINES:
+                    difference = per_split[model_name] - per_split[baseline]
+                    low = resampled_interval(difference, test_fraction)[0]
+                    row[f"vs_{baseline}"], row[f"vs_{baseline}_low"] = difference.mean(), low
+                    carried &= bool(low > margin)
+                row["carried"] = carried
+            rows.append({"model": model_name, **common, **row})
+    table = pd.DataFrame(rows)
+    table.attrs["margin"] = margin
+    return table
+
+
+def carried_concepts(table: pd.DataFrame) -> dict[str, list[str]]:
+    """Model -> the concepts it carries under the rule (from :func:`probe_study`'s table)."""
+    models = table[~table["model"].isin(BASELINES)]
+    return {model: sorted(group.loc[group["carried"].astype(bool), "concept"])
+            for model, group in models.groupby("model", sort=False)}
