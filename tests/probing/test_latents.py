@@ -57,7 +57,8 @@ def test_control_task_is_built_per_token_type():
 
 def test_token_counts_count_the_most_frequent_types():
     counts, types = token_counts([[5, 5, 9], [9, 2]], max_types=2)
-    assert types.tolist() == [9, 2] and counts.tolist() == [[1.0, 0.0], [1.0, 1.0]]  # texts holding a type, ties: lower id
+    # ranked by the number of texts holding a type, ties by lower id
+    assert types.tolist() == [9, 2] and counts.tolist() == [[1.0, 0.0], [1.0, 1.0]]
 
 
 def test_single_feature_accuracy_finds_either_sign():

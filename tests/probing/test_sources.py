@@ -67,8 +67,10 @@ def test_french_family_reads_fr_po_files_and_names_one_document_per_entry(tmp_pa
 
 
 def test_question_family_splits_comment_sentences_by_their_end(tmp_path):
-    source = "# Is this the right place? It is the only place there is.\n# We keep this one right here.\nx = 1  # not a comment line\n"
-    assert comment_blocks(source) == ["Is this the right place? It is the only place there is. We keep this one right here."]
+    source = ("# Is this the right place? It is the only place there is.\n# We keep this one right here.\n"
+              "x = 1  # not a comment line\n")
+    sentences = "Is this the right place? It is the only place there is. We keep this one right here."
+    assert comment_blocks(source) == [sentences]
     questions, statements = question_family([wheel(tmp_path, {"pkg/a.py": source})])
     assert [s.text for s in questions] == ["Is this the right place?"]
     assert [s.text for s in statements] == ["It is the only place there is.", "We keep this one right here."]
