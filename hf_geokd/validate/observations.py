@@ -398,7 +398,9 @@ def _check_teacher_width(table: pd.DataFrame, teacher_width: int, source: str) -
 
 def csv_observations(path: str | Path, stats_folder: str | Path) -> Observations:
     """Floors from a CSV (columns ``width``, ``floor``; optional ``config``, ``parameters``, ``converged``,
-    ``k_star``). A row at the teacher's width (d_S = d_T, the control) is left out with a note."""
+    ``k_star``). A row at the teacher's width (d_S = d_T, the control) is left out with a note. Ablation floors saved
+    beside the statistics (``ablation_floors.json``) are read too: the student-free predictors are scored where they
+    cover every width."""
     path = Path(path)
     source = str(path)
     frame = _read_csv(path, ("width", "floor"), "a CSV of width,floor")
@@ -439,6 +441,13 @@ def csv_observations(path: str | Path, stats_folder: str | Path) -> Observations
                      "scores")
     if "k_star" in table and table["k_star"].isna().any() and table["k_star"].notna().any():
         notes.append("k_star is missing for some rows: the measured-survival predictor is left out")
+    floors = AblationFloors.stored(Path(stats_folder))
+    if floors is not None:
+        table["ablation"] = table["width"].map(dict(zip(floors.widths, floors.kl))).astype(np.float64)
+        missing = sorted(int(width) for width in table.loc[table["ablation"].isna(), "width"].unique())
+        if missing:
+            notes.append(f"{stats_folder} has no ablation floor at widths {missing}: the student-free predictors are "
+                         "left out (measure_ablation_floors at those widths adds them)")
     return Observations(table, {name: stats for name in table["config"].unique()}, "loss", False, source, notes)
 
 

@@ -208,3 +208,15 @@ def test_zero_toy_floors_are_left_out_with_a_note(toy):
     observations = load_observations(toy)
     assert len(observations.table) == 13  # 2 x 7 narrower students, one of them at 0
     assert any("1 floor(s) of exactly 0" in note for note in observations.notes)
+
+
+def test_a_csv_of_floors_reads_the_ablation_floors_saved_beside_its_statistics(tmp_path):
+    sae = RESULTS / "zoo" / "code" / "sae" / "seed0" / "gpt_neox.layers.2"
+    floors = json.loads((sae / "ablation_floors.json").read_text())
+    measured = dict(zip(floors["widths"], floors["kl"]))
+    covered = write_csv(tmp_path, falling([8, 12, 20, 28]), "covered.csv")
+    observations = load_observations(covered, sae)
+    assert observations.table["ablation"].tolist() == [measured[w] for w in (8, 12, 20, 28)]
+    partial = load_observations(write_csv(tmp_path, falling([8, 12, 16, 20]), "partial.csv"), sae)
+    assert partial.table["ablation"].isna().tolist() == [False, False, True, False]
+    assert any("no ablation floor at widths [16]" in note for note in partial.notes)
