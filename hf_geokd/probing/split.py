@@ -52,16 +52,18 @@ def group_split(groups: Sequence[str], labels: Sequence[int], test_fraction: flo
     return train, test
 
 
-def resampled_interval(values: Sequence[float], test_fraction: float, level: float = 0.95) -> tuple[float, float]:
+def resampled_interval(values: Sequence[float], test_fraction: float, level: float = 0.95,
+                       bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float]:
     """Interval of the mean of per-split scores over repeated random train/test splits, by the corrected resampled
     t-test of Nadeau and Bengio (2003): the splits share data, so the variance of the mean is not s^2 / J but
 
         Var = s^2 (1 / J + n_test / n_train),  interval = mean +- t_{J-1, (1+level)/2} sqrt(Var).
 
-    With one split there is no spread to measure: the interval is (nan, nan)."""
+    The interval is clipped to ``bounds`` (e.g. (0, 1) for an accuracy). With one split there is no spread to
+    measure: the interval is (nan, nan)."""
     scores = np.asarray(values, dtype=np.float64)
     if scores.size < 2:
         return float("nan"), float("nan")
     variance = scores.var(ddof=1) * (1 / scores.size + test_fraction / (1 - test_fraction))
     half = student_t.ppf((1 + level) / 2, scores.size - 1) * np.sqrt(variance)
-    return float(scores.mean() - half), float(scores.mean() + half)
+    return float(max(scores.mean() - half, bounds[0])), float(min(scores.mean() + half, bounds[1]))

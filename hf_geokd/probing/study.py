@@ -40,7 +40,7 @@ def _representation_row(features: torch.Tensor, concept: GroupedConcept, control
     shuffled = np.random.default_rng(10_000).permutation(np.asarray(concept.labels))
     control_splits = splits_for(control, seeds, test_fraction, concept.groups)
     control_accuracy = split_scores(features, control, control_splits)[0].mean()
-    low, high = resampled_interval(accuracies, test_fraction)
+    low, high = resampled_interval(accuracies, test_fraction, bounds=(0.0, 1.0))
     row = {"accuracy": accuracies.mean(), "accuracy_low": low, "accuracy_high": high, "auroc": np.nanmean(aurocs),
            "shuffled_accuracy": split_scores(features, shuffled, splits)[0].mean(),
            "control_accuracy": control_accuracy, "selectivity": accuracies.mean() - control_accuracy}

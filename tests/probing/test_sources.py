@@ -72,8 +72,8 @@ def test_question_family_splits_comment_sentences_by_their_end(tmp_path):
     sentences = "Is this the right place? It is the only place there is. We keep this one right here."
     assert comment_blocks(source) == [sentences]
     questions, statements = question_family([wheel(tmp_path, {"pkg/a.py": source})])
-    assert [s.text for s in questions] == ["Is this the right place?"]
-    assert [s.text for s in statements] == ["It is the only place there is.", "We keep this one right here."]
+    assert [s.text for s in questions] == ["Is this the right place"]  # the final mark would give the label away
+    assert [s.text for s in statements] == ["It is the only place there is", "We keep this one right here"]
     assert {s.document for s in questions + statements} == {"fixture-1.0-py3-none-any.whl:pkg/a.py"}
 
 
@@ -117,3 +117,4 @@ def test_resampled_interval_widens_with_the_test_share():
     assert low < 0.8 < high
     assert resampled_interval(scores, 0.5)[0] < low  # n_test / n_train larger: wider
     assert np.isnan(resampled_interval([0.8], 0.2)[0])
+    assert resampled_interval([0.95, 1.0, 0.9], 0.2, bounds=(0.0, 1.0))[1] == 1.0
