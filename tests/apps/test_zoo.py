@@ -4,6 +4,7 @@ stopped by its time limit and continued."""
 import json
 import subprocess
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -174,6 +175,11 @@ def test_a_tiny_zoo_stops_at_its_time_limit_continues_and_scores(tmp_path, wheel
                                                                "exponential a e^(-b d) (+ c)"}
     text = report.read_text()
     assert "## The registered success rule" in text and "provisional" not in text
+    timings = json.loads((out / "tiny" / "timings.json").read_text())
+    assert [(row["stage"], row["finished"]) for row in timings] == [
+        ("predict", False), ("predict", True), ("predict", True), ("score", True)]
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary.loc[0, "score_minutes"] == round(timings[-1]["seconds"] / 60, 1)
     assert "**not committed**" in (out / "tiny" / "report.md").read_text()
     for figure in ("predicted_vs_observed.png", "mare_by_teacher.png", "tiny/floor_curves.png",
                    "tiny/survival/staircase.png", "tiny/validation/seed0/report.md"):

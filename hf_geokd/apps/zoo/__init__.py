@@ -10,7 +10,12 @@ cleanly (a checkpoint is kept) so that the next continues from it.
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import datetime, timezone
 from pathlib import Path
+
+import torch
 
 from ..pipeline import DeadlineReached, claim_folder
 from .config import ZooTeacher, load_zoo, student_widths
@@ -54,8 +59,9 @@ def run_zoo(out: str | Path, teachers: list[ZooTeacher], stage: str = "all", onl
             continue
         folder = out / teacher.name
         print(f"[zoo] {teacher.name}: {stage}", flush=True)
-        run = prepare(teacher, folder, Path(cache_dir), device, deadline)
-        registration = predict_stage(run) if stage in ("predict", "all") else read_registration(folder)
+        with _timed(folder, "predict", device):
+            run = prepare(teacher, folder, Path(cache_dir), device, deadline)
+            registration = predict_stage(run) if stage in ("predict", "all") else read_registration(folder)
         if stage == "predict":
             continue
         if registration is None:
@@ -65,7 +71,29 @@ def run_zoo(out: str | Path, teachers: list[ZooTeacher], stage: str = "all", onl
         provenance = {"sha256": registration_digest(folder), "commit": commit,
                       "checked": "uncommitted allowed" if allow_uncommitted else
                       "committed" if commit else "not under version control"}
-        result = score_stage(run, registration, provenance)
-        write_teacher_report(run, registration, result)
+        with _timed(folder, "score", device):
+            result = score_stage(run, registration, provenance)
+            write_teacher_report(run, registration, result)
     return write_zoo_summary(out, teachers)
+
+
+class _timed:
+    """Append one row per invocation of a teacher's stage to ``<teacher>/timings.json``: its wall seconds, whether it
+    finished (False: stopped by ``max_minutes`` or an error; the next invocation continues), the device and torch's
+    thread count. Loading the teacher and its data counts towards the predict row of every invocation."""
+
+    def __init__(self, folder: Path, stage: str, device: str) -> None:
+        self.folder, self.stage, self.device = folder, stage, device
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, error_type, _error, _traceback) -> None:
+        path = self.folder / "timings.json"
+        rows = json.loads(path.read_text()) if path.is_file() else []
+        rows.append({"stage": self.stage, "seconds": round(time.perf_counter() - self.start, 1),
+                     "finished": error_type is None, "device": self.device, "threads": torch.get_num_threads(),
+                     "ended_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        if self.folder.is_dir():
+            path.write_text(json.dumps(rows, indent=1) + "\n")
 

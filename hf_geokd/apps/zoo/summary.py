@@ -150,6 +150,15 @@ def _median(values: pd.Series) -> float:
     return float(values.median()) if values.notna().all() else float("nan")
 
 
+def stage_minutes(folder: Path) -> dict[str, float]:
+    """Wall minutes each stage took over every invocation (``timings.json``, written by ``run_zoo``; NaN where a
+    stage ran before timings were recorded)."""
+    path = folder / "timings.json"
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    return {f"{stage}_minutes": round(sum(row["seconds"] for row in rows if row["stage"] == stage) / 60, 1)
+            if any(row["stage"] == stage for row in rows) else np.nan for stage in ("predict", "score")}
+
+
 def write_zoo_summary(out: Path, teachers: list[ZooTeacher]) -> Path | None:
     """``report.md``, ``summary.csv`` and the figures across the scored teachers (None when none is scored)."""
     found = collect(out, teachers)
@@ -171,6 +180,7 @@ def write_zoo_summary(out: Path, teachers: list[ZooTeacher]) -> Path | None:
                      "best_baseline_name": best, "student_free": _get(table, free_name),
                      "ablation_eq3": _get(table, "ablation floor + Eq. 3"),
                      "unconverged": ", ".join(map(str, scores["unconverged"])) or "none",
+                     **stage_minutes(out / name),
                      "registration": provenance_text(scores["registration"])})
         mare[name] = table["mare_pct"]
     summary = pd.DataFrame(rows)
@@ -189,7 +199,9 @@ def write_zoo_summary(out: Path, teachers: list[ZooTeacher]) -> Path | None:
     exploratory.to_csv(out / "exploratory.csv")
     lines += ["", "## Per teacher (MARE %, median over SAE seeds)", "", markdown_table(summary), "",
               "`students_above_d_star`: students wider than d* (dt_signed, median over the seeds); 0 means the SAE "
-              "puts d* above every student, so the theory's collapse of the floor past d* is not tested there.", "",
+              "puts d* above every student, so the theory's collapse of the floor past d* is not tested there. "
+              "`predict_minutes`, `score_minutes`: wall time over every invocation (`<teacher>/timings.json`, with "
+              "the device and thread count; empty where the stage ran before timings were recorded).", "",
               "![predicted vs observed](predicted_vs_observed.png)", "", "![MARE](mare_by_teacher.png)", "",
               "## Exploratory (not registered): every predictor under every protocol", "",
               "MARE %, the median over the SAE seeds of each teacher's validation (`<teacher>/validation/seed<s>/`); "
