@@ -24,6 +24,8 @@ import pandas as pd
 import torch
 from scipy.stats import norm
 
+from ..naming import student_label
+from .controls import token_counts, token_ids
 from .probes import encoded_batches
 from .split import group_split
 
@@ -42,9 +44,9 @@ def pooled_latent_activations(model: torch.nn.Module, tokenizer, texts: Sequence
         lambda _module, _inputs, output: captured.append(output[0] if isinstance(output, tuple) else output))
     was_training = model.training
     model.eval()
-    pooled = []
+    pooled: dict[int, torch.Tensor] = {}
     try:
-        for batch in encoded_batches(tokenizer, texts, batch_size, max_length):
+        for indices, batch in encoded_batches(tokenizer, texts, batch_size, max_length):
             captured.clear()
             mask = batch["attention_mask"].to(device)
             model(input_ids=batch["input_ids"].to(device), attention_mask=mask)
@@ -53,11 +55,11 @@ def pooled_latent_activations(model: torch.nn.Module, tokenizer, texts: Sequence
             hidden = captured[0]
             latents = encode(hidden.reshape(-1, hidden.shape[-1])).reshape(*hidden.shape[:-1], -1).float()
             weights = mask.unsqueeze(-1).float()
-            pooled.append(((latents * weights).sum(1) / weights.sum(1).clamp_min(1.0)).cpu())
+            pooled.update(zip(indices.tolist(), ((latents * weights).sum(1) / weights.sum(1).clamp_min(1.0)).cpu()))
     finally:
         handle.remove()
         model.train(was_training)
-    return torch.cat(pooled)
+    return torch.stack([pooled[i] for i in range(len(texts))])
 
 
 def single_feature_accuracy(features: np.ndarray, labels: Sequence[int], train: np.ndarray, test: np.ndarray,
@@ -190,3 +192,33 @@ def concept_latents(activations: np.ndarray | torch.Tensor, labels: Sequence[int
     best = int(np.argmax(accuracy))
     return ConceptLatents(ids[carrying], accuracy[carrying], lower[carrying], ranks, survived, bar, baseline, margin,
                           int(ids[best]), float(accuracy[best]), int(test.size), tried=int(z.shape[1]))
+
+
+def survival_sets(results: Sequence) -> tuple[dict[str, set[int]], dict[int, int]]:
+    """Width label -> SAE indices of the latents surviving in that student, and SAE index -> importance rank (the
+    order of the survival results: I_i = E[z_i^2] ||W_dec,i||^2, descending), from
+    :class:`~hf_geokd.survival.FeatureSurvival` results of one SAE (any order; empty gives two empty maps)."""
+    results = sorted(results, key=lambda result: result.student_width)
+    survived = {student_label(result.student_width): set(result.latent[torch.as_tensor(result.survived())].tolist())
+                for result in results}
+    ranks = {int(latent): rank for rank, latent in enumerate(results[0].latent.tolist(), start=1)} if results else {}
+    return survived, ranks
+
+
+def concept_latent_tables(model: torch.nn.Module, tokenizer, concepts: Mapping, module: torch.nn.Module,
+                          encode: Callable[[torch.Tensor], torch.Tensor], survival: Mapping[str, Collection[int]],
+                          importance_rank: Mapping[int, int], margin: float = 0.02, test_fraction: float = 0.2,
+                          batch_size: int = 16, max_length: int = 128) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`concept_latents` for every concept (name -> :class:`~hf_geokd.probing.concepts.GroupedConcept`), the
+    bar set by the best single token type: the summary (one row per concept, ``survive_<width>`` columns) and the
+    detail (one row per carrying latent)."""
+    summaries, details = [], []
+    for name, concept in concepts.items():
+        activations = pooled_latent_activations(model, tokenizer, concept.texts, module, encode, batch_size,
+                                                max_length)
+        counts, _ = token_counts(token_ids(tokenizer, concept.texts, max_length))
+        found = concept_latents(activations, concept.labels, concept.groups, survival, importance_rank,
+                                counts.numpy(), margin=margin, test_fraction=test_fraction)
+        summaries.append({"concept": name, **found.summary()})
+        details.append(found.table().assign(concept=name))
+    return pd.DataFrame(summaries), pd.concat(details, ignore_index=True)

@@ -2,7 +2,7 @@
 
 For each text: hidden states of one layer, mean-pooled over non-padding tokens. For each concept and seed:
 a stratified 80/20 split (a group split that keeps documents apart when the concept names them), features
-standardised on the training part, L2-regularised logistic regression (L-BFGS),
+standardised on the training part, L2-regularised logistic regression (Newton's method),
 accuracy and AUROC on the held-out part. Controls: the same probe on shuffled labels (should sit at chance), and
 on a randomly initialised copy of the model (how much a probe finds without learned features).
 """
@@ -21,10 +21,13 @@ from .split import group_split, resampled_interval
 
 
 def encoded_batches(tokenizer, texts: Sequence[str], batch_size: int, max_length: int):
-    """Padded batches (``input_ids``, ``attention_mask``) of ``texts``, truncated to ``max_length`` tokens."""
-    for start in range(0, len(texts), batch_size):
-        encoded = tokenizer(list(texts[start : start + batch_size]), truncation=True, max_length=max_length)
-        yield causal_lm_collator([{"input_ids": ids} for ids in encoded["input_ids"]])  # pads without a pad token
+    """(indices, padded batch) pairs covering ``texts``, truncated to ``max_length`` tokens: texts of similar length
+    share a batch (shortest first), so little compute goes to padding; ``indices`` say which texts a batch holds."""
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    order = np.argsort([len(row) for row in ids], kind="stable")
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        yield chosen, causal_lm_collator([{"input_ids": ids[i]} for i in chosen])  # pads without a pad token
 
 
 @torch.no_grad()
@@ -37,17 +40,18 @@ def pooled_hidden_states(model, tokenizer, texts: Sequence[str], layer: int, bat
     if not 0 <= layer <= n_layers:
         raise ValueError(f"layer must lie in [0, {n_layers}] (0 = embeddings), got {layer}.")
     device = next(model.parameters()).device
+    body = getattr(model, "base_model", model)  # the hidden states without the language-model head
     was_training = model.training
     model.eval()
-    pooled = []
-    for batch in encoded_batches(tokenizer, texts, batch_size, max_length):
+    pooled = torch.empty(len(texts), model.config.hidden_size, dtype=torch.float64)
+    for indices, batch in encoded_batches(tokenizer, texts, batch_size, max_length):
         mask = batch["attention_mask"].to(device)
-        hidden = model(input_ids=batch["input_ids"].to(device), attention_mask=mask,
-                       output_hidden_states=True).hidden_states[layer].double()
+        hidden = body(input_ids=batch["input_ids"].to(device), attention_mask=mask,
+                      output_hidden_states=True).hidden_states[layer].double()
         mask = mask.unsqueeze(-1).double()
-        pooled.append((hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0))
+        pooled[torch.as_tensor(indices)] = ((hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)).cpu()
     model.train(was_training)
-    return torch.cat(pooled).cpu()
+    return pooled
 
 
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,21 +75,42 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(greater / (positive.size * negative.size))
 
 
-def fit_logistic(features: torch.Tensor, labels: torch.Tensor, l2: float = 1e-2, steps: int = 100) -> torch.Tensor:
-    """Weights [d + 1] (bias last) of L2-regularised logistic regression by L-BFGS, in float64."""
-    design = torch.cat([features, torch.ones(features.shape[0], 1, dtype=features.dtype)], 1)
-    weights = torch.zeros(design.shape[1], dtype=features.dtype, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weights], max_iter=steps, line_search_fn="strong_wolfe")
+def fit_logistic(features: torch.Tensor, labels: torch.Tensor, l2: float = 1e-2, tolerance: float = 1e-10,
+                 max_steps: int = 100) -> torch.Tensor:
+    """Weights [d + 1] (bias last) minimising mean binary cross-entropy + ``l2`` ||w||^2 (bias unpenalised), in
+    float64, by damped Newton steps until the gradient's largest entry is under ``tolerance``.
 
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(design @ weights, labels)
-        loss = loss + l2 * weights[:-1].pow(2).sum()
-        loss.backward()
-        return loss
+    The minimiser lies in the row space of ``features`` (the loss sees the weights only through ``features @ w``, and
+    any part outside that space only adds to the penalty), so with more columns than rows the problem is solved in the
+    coordinates of that space (at most n unknowns): a bag of thousands of token types costs about what a hidden state
+    does."""
+    x = features.double()
+    y = labels.double()
+    basis = torch.eye(x.shape[1], dtype=x.dtype)
+    if x.shape[1] > x.shape[0]:
+        _, singular, basis = torch.linalg.svd(x, full_matrices=False)
+        basis = basis[singular > singular.max() * max(x.shape) * torch.finfo(x.dtype).eps]
+    design = torch.cat([x @ basis.T, torch.ones(x.shape[0], 1, dtype=x.dtype)], 1)
+    penalty = torch.full((design.shape[1],), 2 * l2, dtype=x.dtype)
+    penalty[-1] = 0.0
+    weights = torch.zeros(design.shape[1], dtype=x.dtype)
 
-    optimizer.step(closure)
-    return weights.detach()
+    def objective(w: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.binary_cross_entropy_with_logits(design @ w, y) + 0.5 * (penalty * w * w).sum()
+
+    loss = objective(weights)
+    for _ in range(max_steps):
+        probability = torch.sigmoid(design @ weights)
+        gradient = design.T @ (probability - y) / y.numel() + penalty * weights
+        if gradient.abs().max() < tolerance:
+            break
+        curvature = (design * (probability * (1 - probability)).unsqueeze(1)).T @ design / y.numel()
+        step = torch.linalg.solve(curvature + torch.diag(penalty + 1e-12), gradient)
+        scale = 1.0
+        while (trial := objective(weights - scale * step)) > loss and scale > 1e-8:
+            scale /= 2
+        weights, loss = weights - scale * step, trial
+    return torch.cat([basis.T @ weights[:-1], weights[-1:]])
 
 
 def splits_for(labels: Sequence[int], seeds: int, test_fraction: float = 0.2,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_geokd.probing.probes import auroc, probe_accuracy, stratified_split
+from hf_geokd.probing.probes import auroc, fit_logistic, probe_accuracy, stratified_split
 
 
 def planted(n: int = 400, d: int = 32, seed: int = 0):
@@ -35,3 +35,16 @@ def test_bad_labels_are_refused():
     features, _ = planted(20)
     with pytest.raises(ValueError, match="both classes"):
         probe_accuracy(features, [1] * 20)
+
+
+@pytest.mark.parametrize("columns", [5, 300])  # fewer columns than rows, and more (solved in the row space)
+def test_the_logistic_fit_reaches_the_penalised_optimum(columns):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(60, columns, generator=generator, dtype=torch.float64)
+    y = (x[:, 0] + 0.5 * torch.randn(60, generator=generator, dtype=torch.float64) > 0).double()
+    weights = fit_logistic(x, y, l2=1e-2).requires_grad_(True)
+    logits = torch.cat([x, torch.ones(60, 1, dtype=x.dtype)], 1) @ weights
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + 1e-2 * weights[:-1].pow(2).sum()
+    (gradient,) = torch.autograd.grad(loss, weights)
+    assert gradient.abs().max() < 1e-8  # the full problem's gradient, not only the reduced one's
+    assert weights[0] > 0
