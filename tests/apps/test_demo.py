@@ -5,6 +5,7 @@ times, never on wall-clock durations."""
 import json
 import shutil
 
+import pandas as pd
 import pytest
 import torch
 from transformers import TrainerCallback
@@ -80,6 +81,27 @@ def test_the_report_has_every_section_figure_and_artifact(crashed_then_resumed):
     assert (out / "calibration.png").is_file() != ("Eq. 3 could not be fitted: predicted floors are all zero" in text)
     assert (out / "predictor" / "config.json").is_file()
     assert (out / "students" / "w8" / "README.md").is_file()
+
+
+@pytest.mark.slow
+def test_the_probe_study_covers_every_concept_width_and_baseline(crashed_then_resumed):
+    out, report, _ = crashed_then_resumed
+    probes = pd.read_csv(out / "probes" / "probes.csv")
+    config = small_config(None)
+    models = ["bag_of_tokens", "random_init", *(f"d_S={width}" for width in config.all_widths), "teacher"]
+    assert sorted(probes["concept"].unique()) == sorted(config.probe_families)
+    for _, rows in probes.groupby("concept"):
+        assert list(rows["model"]) == models  # a row per baseline, every student width and the teacher
+    assert probes["accuracy"].between(0, 1).all() and (probes["accuracy_low"] <= probes["accuracy"]).all()
+    assert probes.loc[probes["model"].isin(models[2:]), "carried"].notna().all()
+    latents = pd.read_csv(out / "probes" / "concept_latents.csv")
+    assert sorted(latents["concept"]) == sorted(config.probe_families)
+    assert [f"survive_d_S={width}" for width in config.all_widths] == [c for c in latents if c.startswith("survive_")]
+    assert (latents.filter(like="survive_").le(latents["carrying_latents"], axis=0)).all().all()
+    text = report.read_text()
+    assert "**Rule.** A model *carries* a concept" in text
+    carried = probes.loc[probes["model"].isin(models[2:]), "carried"].astype(bool)
+    assert ("**No concept passes the controls**" in text) == (not carried.any())
 
 
 @pytest.mark.slow
