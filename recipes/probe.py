@@ -33,17 +33,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hf_geokd.apps.recipe import parse_recipe_args, recipe_errors
 from hf_geokd.naming import student_label
-from hf_geokd.probing import (
-    GroupedConcept,
-    carried_concepts,
-    concept_latents,
-    offline_concepts,
-    pooled_latent_activations,
-    probe_study,
-    wheel_concepts,
-)
-from hf_geokd.probing.controls import token_counts, token_ids
-from hf_geokd.reporting.plots import accuracy_heatmap
+from hf_geokd.probing import GroupedConcept, carried_concepts, offline_concepts, probe_study, wheel_concepts
+from hf_geokd.probing.latents import concept_latent_tables, survival_sets
+from hf_geokd.probing.plots import plot_probe_study
 from hf_geokd.sae import load_sae
 from hf_geokd.sae.hooks import hook_module, sae_hook_name
 from hf_geokd.sources import load_pretrained, local_folder
@@ -95,19 +87,14 @@ def load_model(name: str, device: str):
         return load_pretrained(AutoModelForCausalLM.from_pretrained, name).to(device)
 
 
-def survival_sets(survival_dir: str | None) -> tuple[dict[str, set[int]], dict[int, int]]:
-    """Width label -> SAE indices of the latents surviving in that student, and SAE index -> importance rank (the
-    order of the survival results: I_i = E[z_i^2] ||W_dec,i||^2, descending), from recipes/survival.py's output."""
+def survival_folders(survival_dir: str | None) -> list:
+    """recipes/survival.py's results (one per student), or none without a ``survival_dir``."""
     if survival_dir is None:
-        return {}, {}
+        return []
     folders = sorted(path.parent for path in Path(survival_dir).glob(f"*/{SURVIVAL_CONFIG_NAME}"))
     if not folders:
         raise ValueError(f"survival_dir {survival_dir} holds no survival result: run recipes/survival.py first.")
-    results = sorted((FeatureSurvival.load(folder) for folder in folders), key=lambda r: r.student_width)
-    survived = {student_label(r.student_width): set(r.latent[torch.as_tensor(r.survived())].tolist())
-                for r in results}
-    ranks = {int(latent): rank for rank, latent in enumerate(results[0].latent.tolist(), start=1)}
-    return survived, ranks
+    return [FeatureSurvival.load(folder) for folder in folders]
 
 
 def latent_tables(args: ProbeArguments, teacher, tokenizer, concepts: dict[str, GroupedConcept],
@@ -119,19 +106,11 @@ def latent_tables(args: ProbeArguments, teacher, tokenizer, concepts: dict[str, 
         if hook is None:
             raise ValueError(f"sae_path {args.sae_path}: the SAE's config names no hook_name; give an SAE that does.")
         module = hook_module(teacher, hook)
-        survived, ranks = survival_sets(args.survival_dir)
+        survived, ranks = survival_sets(survival_folders(args.survival_dir))
     dtype = next(sae.parameters()).dtype
-    summaries, details = [], []
-    for name, concept in concepts.items():
-        activations = pooled_latent_activations(teacher, tokenizer, concept.texts, module,
-                                                lambda hidden: sae.encode(hidden.to(dtype)), args.batch_size,
-                                                args.max_length)
-        counts, _ = token_counts(token_ids(tokenizer, concept.texts, args.max_length))
-        found = concept_latents(activations, concept.labels, concept.groups, survived, ranks, counts.numpy(),
-                                margin=args.margin, test_fraction=args.test_fraction)
-        summaries.append({"concept": name, **found.summary()})
-        details.append(found.table().assign(concept=name))
-    return pd.DataFrame(summaries), pd.concat(details, ignore_index=True)
+    return concept_latent_tables(teacher, tokenizer, concepts, module, lambda hidden: sae.encode(hidden.to(dtype)),
+                                 survived, ranks, margin=args.margin, test_fraction=args.test_fraction,
+                                 batch_size=args.batch_size, max_length=args.max_length)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -156,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     results.to_csv(out / "probes.csv", index=False)
     (out / "carried.json").write_text(json.dumps({"margin": args.margin, "carried": carried_concepts(results)},
                                                  indent=1) + "\n")
-    accuracy_heatmap(results, out / "probes.png", f"Probe accuracy, layer {args.layer}")
+    plot_probe_study(results, out / "probes.png", f"Probes, hidden_states[{args.layer}]")
     columns = ["model", "concept", "accuracy", "accuracy_low", "accuracy_high", "control_accuracy", "selectivity",
                "carried"]
     print(results[columns].to_string(index=False))

@@ -119,22 +119,6 @@ def plot_spectrum(stats, path: str | Path) -> Path:
     return save_figure(figure, path)
 
 
-def accuracy_heatmap(table: pd.DataFrame, path: str | Path, title: str = "Probe accuracy") -> Path:
-    """A concept x model heatmap of accuracies (the paper's Figure 8a). ``table``: columns concept, model, accuracy."""
-    grid = table.pivot(index="concept", columns="model", values="accuracy")
-    grid = grid.loc[table["concept"].unique(), table["model"].unique()]  # the order given, not alphabetical
-    figure, axis = new_figure(figsize=(1.3 * grid.shape[1] + 2.5, 0.6 * grid.shape[0] + 1.5))
-    image = axis.imshow(grid.to_numpy(), vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto")
-    axis.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right")
-    axis.set_yticks(range(grid.shape[0]), grid.index)
-    for (i, j), value in np.ndenumerate(grid.to_numpy()):
-        if not math.isnan(value):
-            axis.text(j, i, f"{100 * value:.1f}", ha="center", va="center", color="white" if value < 0.8 else "black")
-    figure.colorbar(image, ax=axis, label="accuracy")
-    axis.set_title(title)
-    return save_figure(figure, path)
-
-
 def plot_floor_curves(curves: Mapping[str, tuple], path: str | Path, title: str = "") -> Path:
     """Evaluation loss vs step for several runs, each with its fitted L_inf + A t^-b (dashed) and L_inf (dotted).
 
