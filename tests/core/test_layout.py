@@ -17,7 +17,7 @@ ALLOWED = {
     "reporting": set(),
     "sae": {"data", "reporting", "distill"},
     "distill": {"data"},
-    "probing": {"data"},
+    "probing": {"data", "reporting"},
     "toy": {"reporting"},
     "validate": {"toy", "reporting"},
     "survival": {"data", "reporting", "sae"},
