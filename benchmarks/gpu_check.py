@@ -103,7 +103,7 @@ class Sizes:
             demo=dict(vocab_size=256, teacher_hidden=32, teacher_layers=2, teacher_heads=4, teacher_steps=30,
                       batch_size=4, sae_layer=1, sae_expansion=4, sae_k=4, sae_tokens=4_096, stats_tokens=1_024,
                       widths=(8, 12, 16), student_max_steps=12, eval_every=4, checkpoint_every=12, eval_blocks=2,
-                      survival_tokens=1_024, probe_per_class=10, probe_seeds=1),
+                      survival_tokens=1_024, probe_per_class=10, probe_seeds=2),
             ablation_shape="tiny", ablation_tokens=1_024,
         ), **overrides})
 

@@ -102,6 +102,16 @@ class DemoConfig:
     seed: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Probe settings that would fail only after the students are trained are refused here."""
+        if self.probe_seeds < 2:
+            raise ValueError(f"probe_seeds must be at least 2 (an accuracy interval needs two splits), got "
+                             f"{self.probe_seeds}.")
+        unknown = sorted(set(self.probe_families) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"probe_families {unknown}: no such offline concept family; choose among "
+                             f"{sorted(FAMILIES)} (or none for the two older offline concepts).")
+
     @property
     def all_widths(self) -> list[int]:
         """The student widths plus the control run d_S = d_T."""
