@@ -97,9 +97,11 @@ def test_each_bad_command_in_a_fresh_process(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_during_training_exits_130_without_a_traceback(tmp_path):
+    # as in a terminal: a test run started in the background inherits SIGINT ignored, and Python keeps it ignored
     process = subprocess.Popen([sys.executable, "-m", "hf_geokd.apps.cli", "toy", "--preset", "smoke", "--out",
                                 str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout.readline().startswith("toy sweep:")  # training starts after this line
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
