@@ -34,6 +34,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from hf_geokd.apps.recipe import parse_recipe_args, recipe_errors
 from hf_geokd.naming import student_label
 from hf_geokd.probing import GroupedConcept, carried_concepts, offline_concepts, probe_study, wheel_concepts
+from hf_geokd.probing.concepts import one_document_each
 from hf_geokd.probing.latents import concept_latent_tables, survival_sets
 from hf_geokd.probing.plots import plot_probe_study
 from hf_geokd.sae import load_sae
@@ -77,8 +78,7 @@ def load_concepts(args: ProbeArguments) -> dict[str, GroupedConcept]:
         plain = offline_concepts(wiki_articles(gensim_wheel(args.cache_dir)), args.per_class)
     else:
         raise ValueError(f"concepts must be 'wheels', 'paper' or 'offline', got {args.concepts!r}.")
-    return {name: GroupedConcept(list(texts), list(labels), [str(i) for i in range(len(texts))])
-            for name, (texts, labels) in plain.items()}
+    return one_document_each(plain)
 
 
 def load_model(name: str, device: str):

@@ -28,6 +28,7 @@ from ..naming import student_label, student_name
 from ..paper import paper_checks, paper_claims
 from ..predictor import FloorPredictor
 from ..probing import GroupedConcept, carried_concepts, offline_concepts, probe_study, wheel_concepts
+from ..probing.concepts import one_document_each
 from ..probing.latents import concept_latent_tables, survival_sets
 from ..probing.plots import plot_probe_study
 from ..probing.sources import FAMILIES
@@ -202,8 +203,7 @@ def demo_concepts(config: DemoConfig, articles: list[str]) -> dict[str, GroupedC
     the two older offline concepts, each example its own document."""
     if config.probe_families:
         return wheel_concepts(config.cache_dir, config.probe_per_class, config.probe_families, config.seed)
-    return {name: GroupedConcept(list(texts), list(labels), [str(i) for i in range(len(texts))])
-            for name, (texts, labels) in offline_concepts(articles, config.probe_per_class).items()}
+    return one_document_each(offline_concepts(articles, config.probe_per_class))
 
 
 def _probe_study(config: DemoConfig, concepts: dict[str, GroupedConcept], tokenizer, teacher) -> pd.DataFrame:

@@ -158,6 +158,13 @@ class GroupedConcept(NamedTuple):
     groups: list[str]
 
 
+def one_document_each(concepts: Mapping[str, Concept]) -> dict[str, GroupedConcept]:
+    """Concepts whose source names no documents (``offline_concepts``, ``paper_concepts``) as
+    :class:`GroupedConcept`, each example its own document."""
+    return {name: GroupedConcept(list(texts), list(labels), [str(i) for i in range(len(texts))])
+            for name, (texts, labels) in concepts.items()}
+
+
 def grouped_concept(positives: Sequence[Snippet], negatives: Sequence[Snippet], per_class: int,
                     seed: int = 0) -> GroupedConcept:
     """``per_class`` examples of each class, deduplicated, drawn at random, shuffled together.
