@@ -19,18 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from transformers import GPTNeoXForCausalLM
 
 from ..ablation_floors import AblationFloors
 from ..calibration import fit_power_law, fit_two_component
 from ..data.corpora import gensim_wheel, wiki_articles
-from ..naming import student_label, student_name
 from ..paper import paper_checks, paper_claims
 from ..predictor import FloorPredictor
-from ..probing import GroupedConcept, carried_concepts, offline_concepts, probe_study, wheel_concepts
+from ..probing import GroupedConcept, carried_concepts, offline_concepts, wheel_concepts
 from ..probing.concepts import one_document_each
-from ..probing.latents import concept_latent_tables, survival_sets
-from ..probing.plots import plot_probe_study
 from ..probing.sources import FAMILIES
 from ..reporting.plots import (
     plot_calibration,
@@ -41,7 +37,6 @@ from ..reporting.plots import (
 )
 from ..reporting.reports import render_report, write_paper_report
 from ..sae import load_sae, measure_ablation_floors, train_sae
-from ..sae.hooks import hook_module
 from ..soft_floor import SHIPPED_SOFT_FLOOR
 from ..stats import FeatureStats
 from ..survival import write_survival_study
@@ -56,6 +51,7 @@ from .pipeline import (
     tokenizer_and_blocks,
     train_teacher,
 )
+from .probe_stage import ProbeSettings, probe_students
 
 
 @dataclass
@@ -206,71 +202,10 @@ def demo_concepts(config: DemoConfig, articles: list[str]) -> dict[str, GroupedC
     return one_document_each(offline_concepts(articles, config.probe_per_class))
 
 
-def _probe_study(config: DemoConfig, concepts: dict[str, GroupedConcept], tokenizer, teacher) -> pd.DataFrame:
-    """:func:`~hf_geokd.probing.probe_study` on every student (narrowest first, the control d_S = d_T included) and
-    the teacher, where the SAE reads (``hidden_states[sae_layer + 1]``), beside a random-init teacher."""
-    torch.manual_seed(config.seed)
-    random_teacher = GPTNeoXForCausalLM(teacher.config)
-    models = {student_label(width): GPTNeoXForCausalLM.from_pretrained(config.out / "students" / student_name(width))
-              for width in config.all_widths}
-    return probe_study({**models, "teacher": teacher}, concepts, config.sae_layer + 1, tokenizer, random_teacher,
-                       config.probe_seeds, margin=config.probe_margin, batch_size=config.batch_size,
-                       max_length=config.block_size)
-
-
-def _concept_latents(config: DemoConfig, concepts: dict[str, GroupedConcept], tokenizer, teacher, sae_dir: Path,
-                     hook: str, survival_results) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per concept, the teacher SAE's latents that carry it, their importance ranks and how many survive in each
-    student (:func:`~hf_geokd.probing.latents.concept_latent_tables`)."""
-    sae = load_sae(sae_dir)
-    dtype = next(sae.parameters()).dtype
-    survived, ranks = survival_sets(survival_results)
-    return concept_latent_tables(teacher, tokenizer, concepts, hook_module(teacher, hook),
-                                 lambda hidden: sae.encode(hidden.to(dtype)), survived, ranks,
-                                 margin=config.probe_margin, batch_size=config.batch_size,
-                                 max_length=config.block_size)
-
-
-PROBE_TABLES = ("probes.csv", "concept_latents.csv", "concept_latents_detail.csv")
-
-
-def _probe_settings(config: DemoConfig) -> dict:
-    return {"families": list(config.probe_families), "per_class": config.probe_per_class,
-            "seeds": config.probe_seeds, "margin": config.probe_margin, "widths": config.all_widths}
-
-
-def _saved_probes(config: DemoConfig) -> tuple[pd.DataFrame, ...] | None:
-    """The probe tables of an earlier invocation, when they were made with these settings and no student has been
-    trained since."""
-    folder = config.out / "probes"
-    settings = folder / "settings.json"
-    if not settings.is_file() or json.loads(settings.read_text()) != _probe_settings(config):
-        return None
-    written = settings.stat().st_mtime_ns
-    models = [config.out / "students" / student_name(width) / "model.safetensors" for width in config.all_widths]
-    if any(path.stat().st_mtime_ns > written for path in models):
-        return None
-    return tuple(pd.read_csv(folder / name) for name in PROBE_TABLES)
-
-
-def run_probe_stage(config: DemoConfig, articles: list[str], tokenizer, teacher, sae_dir: Path, hook: str,
-                    survival_results) -> tuple[pd.DataFrame, ...]:
-    """The probing study and the concept-to-latent tables, saved in ``probes/`` (reused while still current) with
-    ``probes.png``."""
-    saved = _saved_probes(config)
-    if saved is not None:
-        return saved
-    concepts = demo_concepts(config, articles)
-    study = _probe_study(config, concepts, tokenizer, teacher)
-    summary, detail = _concept_latents(config, concepts, tokenizer, teacher, sae_dir, hook, survival_results)
-    folder = config.out / "probes"
-    folder.mkdir(parents=True, exist_ok=True)
-    for table, name in zip((study, summary, detail), PROBE_TABLES):
-        table.to_csv(folder / name, index=False)
-    plot_probe_study(study, config.out / "probes.png",
-                     f"Probe accuracy, hidden_states[{config.sae_layer + 1}] (filled: carried)")
-    (folder / "settings.json").write_text(json.dumps(_probe_settings(config), indent=1) + "\n")
-    return study, summary, detail
+def probe_settings(config: DemoConfig) -> ProbeSettings:
+    """The demo's probing: every student (the control d_S = d_T included), read where the SAE reads."""
+    return ProbeSettings(tuple(config.probe_families), config.probe_per_class, config.probe_seeds,
+                         config.probe_margin, tuple(config.all_widths), config.sae_layer + 1)
 
 
 def _timings_history(config: DemoConfig) -> pd.DataFrame:
@@ -348,8 +283,10 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
         validation_report = write_validation_report(validation, config.out / "validation",
                                                     "Tiny transformer: held-out floor predictions")
     with _stage(config, "probes"):
-        probes, concept_summary, concept_detail = run_probe_stage(config, articles, tokenizer, teacher, sae_dir, hook,
-                                                                  results)
+        probes, concept_summary, concept_detail = probe_students(
+            config.out, probe_settings(config), lambda: demo_concepts(config, articles), tokenizer, teacher, sae_dir,
+            hook, results, config.seed, config.batch_size, config.block_size,
+            f"Probe accuracy, hidden_states[{config.sae_layer + 1}] (filled: carried)")
     paper_report = write_paper_report(paper_checks(), config.out / "paper")
     timings = _timings_history(config)
     return render_report(

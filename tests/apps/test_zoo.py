@@ -16,7 +16,7 @@ TINY = {"vocab_size": 256, "block_size": 32, "hidden": 16, "layers": 2, "heads":
         "batch_size": 4, "sae_layer": 1, "sae_expansion": 4, "sae_architecture": "topk", "sae_k": 4,
         "sae_tokens": 2048, "sae_seeds": [0, 1], "stats_tokens": 1024, "ablation_tokens": 512,
         "widths": [4, 8, 12], "student_max_steps": 6, "eval_every": 2, "checkpoint_every": 2, "eval_blocks": 2,
-        "survival_tokens": 512}
+        "survival_tokens": 512, "probe_families": ["code", "is_question"], "probe_per_class": 40, "probe_seeds": 2}
 
 
 def write_zoo(path, teachers, defaults=None):
@@ -69,6 +69,10 @@ def test_defaults_apply_and_each_teacher_overrides_them(tmp_path):
     ([{"name": "a", "seed": "abc"}], "seed must be an integer"),
     ([{"name": "a", "corpus": ["wiki"]}], "is not an embedded corpus"),
     ([{"hidden": 64}], "must be a mapping with a `name`"),
+    ([{"name": "a", "probe_families": ["sports"]}], r"probe_families \['sports'\]: no such offline concept family"),
+    ([{"name": "a", "probe_families": "code"}], "probe_families must be a list"),
+    ([{"name": "a", "probe_seeds": 1}], "probe_seeds must be an integer >= 2"),
+    ([{"name": "a", "probe_margin": -0.1}], "probe_margin must be a finite number > 0"),
 ])
 def test_a_bad_zoo_file_names_the_teacher_the_key_and_the_fix(tmp_path, teachers, message):
     with pytest.raises(ValueError, match=message):
@@ -182,5 +186,14 @@ def test_a_tiny_zoo_stops_at_its_time_limit_continues_and_scores(tmp_path, wheel
     assert summary.loc[0, "score_minutes"] == round(timings[-1]["seconds"] / 60, 1)
     assert "**not committed**" in (out / "tiny" / "report.md").read_text()
     for figure in ("predicted_vs_observed.png", "mare_by_teacher.png", "tiny/floor_curves.png",
-                   "tiny/survival/staircase.png", "tiny/validation/seed0/report.md"):
+                   "tiny/survival/staircase.png", "tiny/validation/seed0/report.md", "tiny/probes.png"):
         assert (out / figure).is_file(), figure
+    # the probing study: every student (the control included) and the teacher, for each family, beside the controls
+    probes = pd.read_csv(out / "tiny" / "probes" / "probes.csv")
+    assert set(probes["model"]) == {"bag_of_tokens", "random_init", "teacher", "d_S=4", "d_S=8", "d_S=12",
+                                    "d_S=16"}
+    assert set(probes["concept"]) == {"code", "is_question"}
+    assert set(scores["probes"]["carried"]) == {"teacher", "d_S=4", "d_S=8", "d_S=12", "d_S=16"}
+    latents = pd.DataFrame(scores["probes"]["concept_latents"])
+    assert list(latents["concept"]) == ["code", "is_question"] and "survive_d_S=12" in latents
+    assert "## Probes (exploratory, not registered)" in (out / "tiny" / "report.md").read_text()

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from ...data.corpora import CORPORA
+from ...probing.sources import FAMILIES
 
 ARCHITECTURES = ("topk", "batchtopk", "standard")  # the top-k family takes sae_k; standard (ReLU + L1) takes sae_l1
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -48,6 +49,10 @@ class ZooTeacher:
             ``checkpoint_every``, ``eval_blocks``, ``floor_tolerance``, ``floor_absolute_tolerance`` and
             ``temperature`` (:class:`hf_geokd.apps.pipeline.StudentSettings`).
         survival_tokens: tokens of each student's feature-survival measurement (with the first seed's SAE).
+        probe_families, probe_per_class, probe_seeds, probe_margin: the score stage's probing study (exploratory,
+            not registered): the offline concept families (:data:`hf_geokd.probing.sources.FAMILIES`; empty: no
+            probing), examples per class, document-grouped splits, and the carried rule's margin
+            (:class:`hf_geokd.apps.probe_stage.ProbeSettings`), with the first seed's SAE for the concept latents.
         seed: the teacher's and the students' seed.
     """
 
@@ -80,13 +85,17 @@ class ZooTeacher:
     floor_absolute_tolerance: float = 0.01
     temperature: float = 2.0
     survival_tokens: int = 20_000
+    probe_families: list[str] = field(default_factory=lambda: list(FAMILIES))
+    probe_per_class: int = 300
+    probe_seeds: int = 5
+    probe_margin: float = 0.02
     seed: int = 0
 
     def __post_init__(self) -> None:
         where = f"zoo teacher {self.name!r}"
         if not isinstance(self.name, str) or not NAME.fullmatch(self.name):
             raise ValueError(f"zoo teacher name {self.name!r} must be a folder name (letters, digits, -, _, .).")
-        for key in ("widths", "sae_seeds"):
+        for key in ("widths", "sae_seeds", "probe_families"):
             if not isinstance(getattr(self, key), list):
                 raise ValueError(f"{where}: {key} must be a list, e.g. [0, 1, 2], got {getattr(self, key)!r}.")
         if not isinstance(self.corpus, str) or self.corpus not in CORPORA:
@@ -96,7 +105,8 @@ class ZooTeacher:
             raise ValueError(f"{where}: sae_architecture {self.sae_architecture!r} is not one of {ARCHITECTURES}.")
         for key in ("vocab_size", "block_size", "hidden", "layers", "heads", "teacher_steps", "batch_size",
                     "sae_expansion", "sae_tokens", "stats_tokens", "ablation_tokens", "calibration_students",
-                    "student_max_steps", "eval_every", "checkpoint_every", "eval_blocks", "survival_tokens"):
+                    "student_max_steps", "eval_every", "checkpoint_every", "eval_blocks", "survival_tokens",
+                    "probe_per_class"):
             _positive_int(getattr(self, key), key, where)
         if self.hidden % self.heads:
             raise ValueError(f"{where}: hidden = {self.hidden} is not a multiple of heads = {self.heads}.")
@@ -128,7 +138,14 @@ class ZooTeacher:
         if self.widths and len(self.widths) <= self.calibration_students:
             raise ValueError(f"{where}: {len(self.widths)} widths leave nothing to predict after "
                              f"{self.calibration_students} calibration students.")
-        for key in ("student_lr", "temperature", "floor_tolerance"):
+        unknown = sorted(set(self.probe_families) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"{where}: probe_families {unknown}: no such offline concept family; choose among "
+                             f"{sorted(FAMILIES)} (or [] for no probing).")
+        if isinstance(self.probe_seeds, bool) or not isinstance(self.probe_seeds, int) or self.probe_seeds < 2:
+            raise ValueError(f"{where}: probe_seeds must be an integer >= 2 (an accuracy interval needs two splits), "
+                             f"got {self.probe_seeds!r}.")
+        for key in ("student_lr", "temperature", "floor_tolerance", "probe_margin"):
             if not _positive_number(getattr(self, key)):
                 raise ValueError(f"{where}: {key} must be a finite number > 0, got {getattr(self, key)!r}.")
         if not (_positive_number(self.floor_absolute_tolerance) or self.floor_absolute_tolerance == 0):

@@ -5,8 +5,9 @@ ablation floors at every student width -> the calibration students (the narrowes
 convergence rule -> ``registration.json`` (every prediction, before any other student trains).
 
 ``score``: the other students, distilled to the convergence rule -> their feature survival (the first seed's SAE)
--> the registered predictions scored against the observed floors, per SAE seed -> the exploratory validation of
-every predictor under every protocol, per seed -> ``report.md``.
+-> the probing study (every student and the teacher, with controls) and each concept's latents -> the registered
+predictions scored against the observed floors, per SAE seed -> the exploratory validation of every predictor under
+every protocol, per seed -> ``report.md``.
 
 Folder of a teacher::
 
@@ -14,6 +15,7 @@ Folder of a teacher::
     sae/seed<s>/<hook>/      the SAE (sae-lens layout), feature_stats.*, ablation_floors.json
     students/w<width>/       each student, its floor.json and card
     survival/d_S=<width>/    which teacher latents it carries (seed 0's SAE)
+    probes/, probes.png      the probing study and the concepts' latents (seed 0's SAE; exploratory)
     registration.json/.md    written once by the predict stage
     scores.json, report.md   the score stage
 """
@@ -33,6 +35,7 @@ from ...ablation_floors import AblationFloors
 from ...capacity import critical_width, quiet_capacity_warnings
 from ...data.corpora import CORPORA, corpus_documents
 from ...distill import build_student
+from ...probing import carried_concepts, wheel_concepts
 from ...soft_floor import SHIPPED_SOFT_FLOOR
 from ...stats import FeatureStats
 from ...validate import score_predictors, write_validation_report
@@ -48,6 +51,7 @@ from ..pipeline import (
     tokenizer_and_blocks,
     train_teacher,
 )
+from ..probe_stage import ProbeSettings, probe_students
 from .config import ZooTeacher, student_widths
 from .registration import (
     read_registration,
@@ -69,6 +73,7 @@ class TeacherRun:
     model: object
     device: str
     deadline: float | None
+    cache_dir: Path
 
     @property
     def students(self) -> StudentSettings:
@@ -101,7 +106,7 @@ def prepare(teacher: ZooTeacher, folder: Path, cache_dir: Path, device: str, dea
     settings = TeacherSettings(teacher.hidden, teacher.layers, teacher.heads, teacher.teacher_steps,
                                teacher.batch_size, teacher.block_size, teacher.seed, use_cpu=device == "cpu")
     model = train_teacher(folder / "teacher", settings, tokenizer, train, test).to(device).eval()
-    return TeacherRun(teacher, folder, tokenizer, train, test, model, device, deadline)
+    return TeacherRun(teacher, folder, tokenizer, train, test, model, device, deadline, cache_dir)
 
 
 def train_saes(run: TeacherRun) -> dict[int, FeatureStats]:
@@ -242,7 +247,8 @@ def score_stage(run: TeacherRun, registration: dict, provenance: dict) -> dict:
     students, curves = student_table(run.folder / "students", all_widths, run.students, len(run.train))
     observed = dict(zip(students["width"].astype(int), students["observed_floor"]))
     scores = score_registered(registration, observed)
-    survival = _survival(run, all_widths)
+    survival_results, survival = _survival(run, all_widths)
+    probes = _probes(run, all_widths, survival_results)
     validation = {seed: _validation(run, seed, students) for seed in t.sae_seeds}
     baselines = scores[scores["baseline"] & scores["mare_pct"].notna()]
     result = {"teacher": t.name, "registration": provenance, "students": students.to_dict(orient="records"),
@@ -250,14 +256,15 @@ def score_stage(run: TeacherRun, registration: dict, provenance: dict) -> dict:
               "unconverged": [int(w) for w, ok in zip(students["width"], students["converged"]) if not ok],
               "best_baseline": baselines.iloc[0].to_dict() if len(baselines) else None,
               "survival": {"k_star": survival.get("k_star"), "null": survival.get("null")},
-              "validation": validation}
+              "probes": probes, "validation": validation}
     (run.folder / "scores.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     result["curves"] = curves
     return result
 
 
-def _survival(run: TeacherRun, widths: list[int]) -> dict:
-    """Which of the first seed's SAE latents each student carries (:func:`hf_geokd.survival.write_survival_study`)."""
+def _survival(run: TeacherRun, widths: list[int]) -> tuple[list, dict]:
+    """Which of the first seed's SAE latents each student carries: the per-student results and their study
+    (:func:`hf_geokd.survival.write_survival_study`)."""
     from ...sae import load_sae  # Deferred: see train_saes
     from ...survival import write_survival_study
 
@@ -265,8 +272,23 @@ def _survival(run: TeacherRun, widths: list[int]) -> dict:
     results = student_survival(run.folder / "survival", run.folder / "students", run.model,
                                lambda: load_sae(run.sae_dir(seed), device=run.device), run.test, widths,
                                run.teacher.survival_tokens, run.teacher.batch_size)
-    return write_survival_study(results, run.folder / "survival",
-                                f"{run.teacher.name}: which SAE latents (seed {seed}) each student carries")
+    return results, write_survival_study(results, run.folder / "survival",
+                                         f"{run.teacher.name}: which SAE latents (seed {seed}) each student carries")
+
+
+def _probes(run: TeacherRun, widths: list[int], survival_results: list) -> dict | None:
+    """The probing study of every student and the teacher with the first seed's SAE's concept latents
+    (:func:`hf_geokd.apps.probe_stage.probe_students`, exploratory); None when the teacher probes no family."""
+    t = run.teacher
+    if not t.probe_families:
+        return None
+    settings = ProbeSettings(tuple(t.probe_families), t.probe_per_class, t.probe_seeds, t.probe_margin,
+                             tuple(widths), t.sae_layer + 1)
+    study, latents, _ = probe_students(
+        run.folder, settings, lambda: wheel_concepts(run.cache_dir, t.probe_per_class, t.probe_families, t.seed),
+        run.tokenizer, run.model, run.sae_dir(t.sae_seeds[0]), t.hook_name, survival_results, t.seed, t.batch_size,
+        t.block_size, f"{t.name}: probe accuracy, hidden_states[{t.sae_layer + 1}] (filled: carried)")
+    return {"carried": carried_concepts(study), "concept_latents": latents.to_dict("records")}
 
 
 EXPLORATORY_PROTOCOLS = ("zero-shot", "cheapest-2", "cheapest-3", "leave-one-width-out")

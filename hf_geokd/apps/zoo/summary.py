@@ -52,10 +52,31 @@ def write_teacher_report(run, registration: dict, result: dict) -> Path:
              "## Registered predictions, scored", "",
              "MARE: the median absolute relative error over the held-out students, its median over the SAE seeds "
              "and its range (low, high) over them.", "", markdown_table(scores), "",
-             "![predicted vs observed](predicted_vs_observed.png)", ""]
+             "![predicted vs observed](predicted_vs_observed.png)", "", *probe_lines(result.get("probes"))]
     path = folder / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def probe_lines(probes: dict | None) -> list[str]:
+    """The teacher report's probing section (exploratory): which concepts each model carries under the rule, and
+    the concepts' latents with their survival."""
+    if probes is None:
+        return []
+    carriers = {model: concepts for model, concepts in probes["carried"].items() if concepts}
+    lines = ["## Probes (exploratory, not registered)", "",
+             "Every student and the teacher probed for each offline concept family at the SAE's layer, beside the "
+             "bag-of-tokens probe, a random-init teacher, shuffled labels and a control task (selectivity); a model "
+             "*carries* a concept when its accuracy beats the bag-of-tokens probe and the random-init teacher by "
+             "the margin at the lower end of a corrected resampled-t interval. Tables: `probes/`.", "",
+             ("Carried: " + "; ".join(f"{model}: {', '.join(concepts)}" for model, concepts in carriers.items())
+              + "." if carriers else "**No model carries any concept** under the rule: at this scale the probes "
+              "do not beat the lexical and random-network controls."), "", "![probes](probes.png)", "",
+             "### The concepts' SAE latents (seed 0) and their survival", "",
+             "A latent carries a concept when its pooled activation alone beats the best single token type by the "
+             "margin (Bonferroni-corrected Wilson interval); `survive_d_S=<w>`: how many of them the width-w student "
+             "carries.", "", markdown_table(pd.DataFrame(probes["concept_latents"])), ""]
+    return lines
 
 
 def _plot_teacher(registration: dict, result: dict, path: Path, axis=None) -> None:
