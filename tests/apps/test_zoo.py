@@ -197,3 +197,16 @@ def test_a_tiny_zoo_stops_at_its_time_limit_continues_and_scores(tmp_path, wheel
     latents = pd.DataFrame(scores["probes"]["concept_latents"])
     assert list(latents["concept"]) == ["code", "is_question"] and "survive_d_S=12" in latents
     assert "## Probes (exploratory, not registered)" in (out / "tiny" / "report.md").read_text()
+
+
+def test_stage_minutes_are_unknown_when_an_invocation_was_not_timed(tmp_path):
+    from hf_geokd.apps.zoo.summary import stage_minutes
+
+    assert all(value != value for value in stage_minutes(tmp_path).values())  # no timings.json: NaN, not 0
+    rows = [{"stage": "predict", "seconds": None, "finished": True, "note": "ran before timings were recorded"},
+            {"stage": "predict", "seconds": 3.0, "finished": True},
+            {"stage": "score", "seconds": 90.0, "finished": False}, {"stage": "score", "seconds": 30.0,
+                                                                     "finished": True}]
+    (tmp_path / "timings.json").write_text(json.dumps(rows))
+    minutes = stage_minutes(tmp_path)
+    assert minutes["predict_minutes"] != minutes["predict_minutes"] and minutes["score_minutes"] == 2.0

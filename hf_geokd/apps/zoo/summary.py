@@ -172,12 +172,17 @@ def _median(values: pd.Series) -> float:
 
 
 def stage_minutes(folder: Path) -> dict[str, float]:
-    """Wall minutes each stage took over every invocation (``timings.json``, written by ``run_zoo``; NaN where a
-    stage ran before timings were recorded)."""
+    """Wall minutes each stage took over every invocation (``timings.json``, written by ``run_zoo``); NaN where the
+    stage has no row, or a row whose ``seconds`` is null (an invocation that ran before timings were recorded, its
+    wall time unknown)."""
     path = folder / "timings.json"
     rows = json.loads(path.read_text()) if path.is_file() else []
-    return {f"{stage}_minutes": round(sum(row["seconds"] for row in rows if row["stage"] == stage) / 60, 1)
-            if any(row["stage"] == stage for row in rows) else np.nan for stage in ("predict", "score")}
+    minutes = {}
+    for stage in ("predict", "score"):
+        seconds = [row["seconds"] for row in rows if row["stage"] == stage]
+        known = seconds and all(value is not None for value in seconds)
+        minutes[f"{stage}_minutes"] = round(sum(seconds) / 60, 1) if known else np.nan
+    return minutes
 
 
 def write_zoo_summary(out: Path, teachers: list[ZooTeacher]) -> Path | None:
