@@ -210,3 +210,26 @@ def test_stage_minutes_are_unknown_when_an_invocation_was_not_timed(tmp_path):
     (tmp_path / "timings.json").write_text(json.dumps(rows))
     minutes = stage_minutes(tmp_path)
     assert minutes["predict_minutes"] != minutes["predict_minutes"] and minutes["score_minutes"] == 2.0
+
+
+def test_leave_one_teacher_out_rescales_by_the_other_teachers_ratio_only():
+    from hf_geokd.apps.zoo.cross_teacher import RESCALED, STUDENT_FREE, leave_one_teacher_out
+
+    def teacher(name, ablation, observed):
+        registration = {"control_width": 32, "predicted_widths": [16],
+                        "ablation_floors": {"0": ablation, "1": {w: 2 * v for w, v in ablation.items()}}}
+        return name, registration, {"observed": observed}
+
+    # a: observed = ablation / 2 for seed 0 (seed 1 doubles the ablation floor: ratio 1/4); b: observed = ablation
+    a = teacher("a", {"8": 2.0, "16": 1.0, "32": 0.0}, {"8": 1.0, "16": 0.5, "32": 0.01})
+    b = teacher("b", {"8": 1.0, "16": 0.5, "32": 0.0}, {"8": 1.0, "16": 0.5, "32": 0.0})
+    assert leave_one_teacher_out([a]).empty
+    table = leave_one_teacher_out([a, b]).set_index("teacher")
+    # b's log-ratios over its two seeds and two students: 0, 0, log 1/2, log 1/2: median log(1/sqrt 2)
+    assert table.at["a", "ratio_from_others"] == pytest.approx(2 ** -0.5)
+    # a's seed 0 predicts 1.0 / sqrt 2 at width 16 (observed 0.5): 41.4%; seed 1 predicts sqrt 2: 182.8%
+    assert table.at["a", RESCALED + " low"] == pytest.approx(100 * (2 ** -0.5 - 0.5) / 0.5)
+    assert table.at["a", RESCALED + " high"] == pytest.approx(100 * (2 ** 0.5 - 0.5) / 0.5)
+    assert table.at["a", STUDENT_FREE + " low"] == pytest.approx(100.0)  # seed 0 alone: 1.0 vs 0.5
+    # a's ratios (1/2 and 1/4 at both students; the control and a zero ablation floor are left out): median 1/(2 sqrt 2)
+    assert table.at["b", "ratio_from_others"] == pytest.approx(1 / (2 * 2 ** 0.5))

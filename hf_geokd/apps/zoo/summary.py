@@ -12,6 +12,7 @@ import pandas as pd
 from ...reporting.plots import new_figure, plot_floor_curves, save_figure
 from ...tables import markdown_table
 from .config import ZooTeacher
+from .cross_teacher import leave_one_teacher_out
 from .registration import read_registration
 
 SHOWN_BESIDE = ("ablation floor + Eq. 3", "Eq. 2 (dt_signed) + Eq. 3")  # beside the registered primary and student-free
@@ -233,10 +234,25 @@ def write_zoo_summary(out: Path, teachers: list[ZooTeacher]) -> Path | None:
               "MARE %, the median over the SAE seeds of each teacher's validation (`<teacher>/validation/seed<s>/`); "
               "chosen after the fact, so no row here can confirm anything.", "",
               markdown_table(exploratory.reset_index()) if len(exploratory) else "(none yet)", "",
+              *student_free_lines(found, out), "",
               "Each teacher's report: " + ", ".join(f"[{name}]({name}/report.md)" for name, _, _ in found) + "."]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def student_free_lines(found: list[tuple[str, dict, dict]], out: Path) -> list[str]:
+    """The leave-one-teacher-out section (:mod:`.cross_teacher`), its table saved as ``student_free.csv``."""
+    table = leave_one_teacher_out(found)
+    lines = ["## Floors with no student of the teacher, leave one teacher out (exploratory)", "",
+             "The ablation floor alone, and rescaled by one ratio r learned from the *other* teachers' students "
+             "(the median of log(observed / ablation floor) over their students and SAE seeds): MARE % on each "
+             "teacher's held-out students, median [low, high] over its SAE seeds (`hf_geokd.apps.zoo.cross_teacher`)."
+             , ""]
+    if table.empty:
+        return [*lines, "(needs two scored teachers)"]
+    table.to_csv(out / "student_free.csv", index=False)
+    return [*lines, markdown_table(table)]
 
 
 def exploratory_scores(out: Path, names: list[str]) -> pd.DataFrame:

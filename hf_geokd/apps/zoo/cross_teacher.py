@@ -1,0 +1,55 @@
+"""Floors in nats with no student of the teacher: the ablation floor rescaled by what the *other* teachers' students
+showed, scored leave-one-teacher-out across the zoo (exploratory, not registered).
+
+For a held-out teacher T and each of its SAE seeds s, the prediction at width d is
+
+    L(d) = r_{-T} * A_{T,s}(d),     log r_{-T} = median over the other teachers U, their SAE seeds s' and their
+                                                  students w < d_U with A_{U,s'}(w) > 0 of log(L_U(w) / A_{U,s'}(w)),
+
+where A is the ablation floor (:mod:`hf_geokd.ablation_floors`) and L_U the observed floors: one number learned from
+other teachers, none of T's students. Scored like the registered predictions: MARE over T's held-out students per
+SAE seed, its median and range over the seeds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+STUDENT_FREE = "ablation floor (no student)"
+RESCALED = "ablation floor x other teachers' ratio (no student of this teacher)"
+
+
+def log_ratios(registration: dict, observed: dict[str, float]) -> np.ndarray:
+    """log(observed / ablation) at every student narrower than the teacher, every SAE seed, where both are > 0."""
+    control = registration["control_width"]
+    values = []
+    for floors in registration["ablation_floors"].values():
+        for width, ablation in floors.items():
+            floor = observed.get(width)
+            if int(width) < control and floor is not None and floor > 0 and ablation > 0:
+                values.append(np.log(floor / ablation))
+    return np.array(values)
+
+
+def leave_one_teacher_out(found: list[tuple[str, dict, dict]]) -> pd.DataFrame:
+    """One row per scored teacher (``found``: (name, registration, scores), as :func:`.summary.collect` gives):
+    the MARE of the ablation floor alone and of the rescaled ablation floor on the teacher's held-out students
+    (median and range over its SAE seeds), with the ratio r learned from the other teachers. Empty with fewer than
+    two scored teachers."""
+    if len(found) < 2:
+        return pd.DataFrame()
+    ratios = {name: log_ratios(registration, scores["observed"]) for name, registration, scores in found}
+    rows = []
+    for name, registration, scores in found:
+        others = np.concatenate([values for other, values in ratios.items() if other != name])
+        ratio = float(np.exp(np.median(others))) if others.size else float("nan")
+        targets = [str(width) for width in registration["predicted_widths"]]
+        truth = np.array([scores["observed"][width] for width in targets])
+        row = {"teacher": name, "ratio_from_others": ratio}
+        for label, scale in ((STUDENT_FREE, 1.0), (RESCALED, ratio)):
+            mares = [100 * float(np.median(np.abs(scale * np.array([floors[w] for w in targets]) - truth) / truth))
+                     for floors in registration["ablation_floors"].values()]
+            row.update({label: float(np.median(mares)), f"{label} low": min(mares), f"{label} high": max(mares)})
+        rows.append(row)
+    return pd.DataFrame(rows)
