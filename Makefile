@@ -1,5 +1,5 @@
 # make demo: install into .venv and run the embedded end-to-end demo (offline, CPU).
-# make test: install into .venv, lint with ruff, build the docs strictly, and run the whole test suite (pytest -m "not slow": the fast loop).
+# make test: install into .venv, lint with ruff, build the docs strictly, and run the whole test suite (pytest -m "not slow" -n 2: the fast loop).
 # make docs: build the documentation site into site/; make cards: re-render model_cards/ from the templates.
 PYTHON ?= python3
 VENV ?= .venv
