@@ -179,6 +179,7 @@ def test_a_tiny_zoo_stops_at_its_time_limit_continues_and_scores(tmp_path, wheel
                                                                "exponential a e^(-b d) (+ c)"}
     text = report.read_text()
     assert "## The registered success rule" in text and "provisional" not in text
+    assert "Wall time recorded so far" in text and "not included" not in text  # every stage of it was timed
     timings = json.loads((out / "tiny" / "timings.json").read_text())
     assert [(row["stage"], row["finished"]) for row in timings] == [
         ("predict", False), ("predict", True), ("predict", True), ("score", True)]
