@@ -1,5 +1,6 @@
 # make demo: install into .venv and run the embedded end-to-end demo (offline, CPU).
-# make test: install into .venv, lint with ruff, build the docs strictly, and run the whole test suite (pytest -m "not slow" -n 2: the fast loop).
+# make test: install into .venv, lint with ruff, build the docs strictly, and run the whole test suite in one process.
+# The fast loop: .venv/bin/python -m pytest -m "not slow" -n 2
 # make docs: build the documentation site into site/; make cards: re-render model_cards/ from the templates.
 PYTHON ?= python3
 VENV ?= .venv

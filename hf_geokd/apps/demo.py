@@ -28,6 +28,7 @@ from ..predictor import FloorPredictor
 from ..probing import GroupedConcept, carried_concepts, offline_concepts, wheel_concepts
 from ..probing.concepts import one_document_each
 from ..probing.sources import FAMILIES
+from ..probing.study import check_probe_settings
 from ..reporting.plots import (
     plot_calibration,
     plot_floor_curves,
@@ -101,13 +102,7 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         """Probe settings that would fail only after the students are trained are refused here."""
-        if self.probe_seeds < 2:
-            raise ValueError(f"probe_seeds must be at least 2 (an accuracy interval needs two splits), got "
-                             f"{self.probe_seeds}.")
-        unknown = sorted(set(self.probe_families) - set(FAMILIES))
-        if unknown:
-            raise ValueError(f"probe_families {unknown}: no such offline concept family; choose among "
-                             f"{sorted(FAMILIES)} (or none for the two older offline concepts).")
+        check_probe_settings(self.probe_families, self.probe_per_class, self.probe_seeds, self.probe_margin)
 
     @property
     def all_widths(self) -> list[int]:
@@ -205,7 +200,8 @@ def demo_concepts(config: DemoConfig, articles: list[str]) -> dict[str, GroupedC
 def probe_settings(config: DemoConfig) -> ProbeSettings:
     """The demo's probing: every student (the control d_S = d_T included), read where the SAE reads."""
     return ProbeSettings(tuple(config.probe_families), config.probe_per_class, config.probe_seeds,
-                         config.probe_margin, tuple(config.all_widths), config.sae_layer + 1)
+                         config.probe_margin, tuple(config.all_widths), config.sae_layer + 1, config.seed,
+                         config.block_size)
 
 
 def _timings_history(config: DemoConfig) -> pd.DataFrame:
@@ -285,8 +281,8 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> Path:
     with _stage(config, "probes"):
         probes, concept_summary, concept_detail = probe_students(
             config.out, probe_settings(config), lambda: demo_concepts(config, articles), tokenizer, teacher, sae_dir,
-            hook, results, config.seed, config.batch_size, config.block_size,
-            f"Probe accuracy, hidden_states[{config.sae_layer + 1}] (filled: carried)")
+            hook, results, batch_size=config.batch_size,
+            title=f"Probe accuracy, hidden_states[{config.sae_layer + 1}] (filled: carried)")
     paper_report = write_paper_report(paper_checks(), config.out / "paper")
     timings = _timings_history(config)
     return render_report(

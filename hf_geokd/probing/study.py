@@ -26,11 +26,35 @@ import torch
 from .concepts import GroupedConcept
 from .controls import control_task_labels, token_counts, token_ids
 from .probes import pooled_hidden_states, split_scores, splits_for
+from .sources import FAMILIES, NO_OFFLINE_SOURCE
 from .split import resampled_interval
 
 BAG_OF_TOKENS = "bag_of_tokens"
 RANDOM_INIT = "random_init"
 BASELINES = (BAG_OF_TOKENS, RANDOM_INIT)
+MIN_PER_CLASS = 5  # examples per class below which a probe's split has nothing to test on
+
+
+def check_probe_settings(families, per_class, seeds, margin, where: str = "") -> None:
+    """The settings of a probing study, checked before anything is trained: ``families`` a list of distinct names of
+    :data:`~hf_geokd.probing.sources.FAMILIES`, ``per_class`` an integer >= 5, ``seeds`` an integer >= 2 (an
+    interval needs two splits), ``margin`` in [0, 1). Each error names the key (prefixed by ``where``) and the fix."""
+    where = f"{where}: " if where else ""
+    if not isinstance(families, (list, tuple)) or not all(isinstance(name, str) for name in families):
+        raise ValueError(f"{where}probe_families must be a list of family names, e.g. [code, is_question] (or [] "
+                         f"for none), got {families!r}; choose among {sorted(FAMILIES)}.")
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        reasons = "".join(f" ({name}: {NO_OFFLINE_SOURCE[name]})" for name in unknown if name in NO_OFFLINE_SOURCE)
+        raise ValueError(f"{where}probe_families {unknown}: no such offline concept family{reasons}; choose among "
+                         f"{sorted(FAMILIES)}.")
+    if len(set(families)) != len(families):
+        raise ValueError(f"{where}probe_families {list(families)} names a family twice; give each once.")
+    for key, value, low in (("probe_per_class", per_class, MIN_PER_CLASS), ("probe_seeds", seeds, 2)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{where}{key} must be an integer >= {low}, got {value!r}.")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+        raise ValueError(f"{where}probe_margin must be an accuracy margin in [0, 1), e.g. 0.02, got {margin!r}.")
 
 
 def _representation_row(features: torch.Tensor, concept: GroupedConcept, control: np.ndarray, seeds: int,
@@ -51,7 +75,7 @@ def probe_study(models: Mapping[str, torch.nn.Module], concepts: Mapping[str, Gr
                 random_model: torch.nn.Module, seeds: int = 5, test_fraction: float = 0.2, margin: float = 0.02,
                 batch_size: int = 16, max_length: int = 128, max_types: int = 5000) -> pd.DataFrame:
     """One row per (representation, concept): the baselines ``bag_of_tokens`` and ``random_init``, then every model
-    of ``models`` (name -> model, teacher first), with the columns of the module docstring; model rows add
+    of ``models`` (name -> model, in the order given), with the columns of the module docstring; model rows add
     ``vs_bag_of_tokens`` / ``vs_random_init`` (mean paired difference) with their interval's lower end (``_low``)
     and ``carried`` (the rule)."""
     if not models:

@@ -156,7 +156,10 @@ def test_demo_presets_are_named_and_checked():
     assert len(demo_config("quick").all_widths) >= 7
     with pytest.raises(ValueError, match="unknown demo preset"):
         demo_config("huge")
-    with pytest.raises(ValueError, match="probe_seeds must be at least 2"):
+    with pytest.raises(ValueError, match="probe_seeds must be an integer >= 2"):
         demo_config("quick", probe_seeds=1)
-    with pytest.raises(ValueError, match=r"probe_families \['sports'\]: no such offline concept family"):
+    with pytest.raises(ValueError, match=r"probe_families \['sports'\]: no such offline concept family \(sports: "
+                                         "no wheel"):
         demo_config("quick", probe_families=("french", "sports"))
+    with pytest.raises(ValueError, match=r"probe_margin must be an accuracy margin in \[0, 1\)"):
+        demo_config("quick", probe_margin=1.5)

@@ -70,9 +70,13 @@ def test_defaults_apply_and_each_teacher_overrides_them(tmp_path):
     ([{"name": "a", "corpus": ["wiki"]}], "is not an embedded corpus"),
     ([{"hidden": 64}], "must be a mapping with a `name`"),
     ([{"name": "a", "probe_families": ["sports"]}], r"probe_families \['sports'\]: no such offline concept family"),
-    ([{"name": "a", "probe_families": "code"}], "probe_families must be a list"),
+    ([{"name": "a", "probe_families": "code"}], r"probe_families must be a list, e\.g\. \[code, is_question\]"),
     ([{"name": "a", "probe_seeds": 1}], "probe_seeds must be an integer >= 2"),
-    ([{"name": "a", "probe_margin": -0.1}], "probe_margin must be a finite number > 0"),
+    ([{"name": "a", "probe_margin": -0.1}], r"probe_margin must be an accuracy margin in \[0, 1\)"),
+    ([{"name": "a", "probe_margin": 1.0}], r"probe_margin must be an accuracy margin in \[0, 1\)"),
+    ([{"name": "a", "probe_per_class": 3}], "probe_per_class must be an integer >= 5"),
+    ([{"name": "a", "probe_families": [["code"]]}], r"probe_families must be a list of family names, e\.g\."),
+    ([{"name": "a", "probe_families": ["code", "code"]}], "names a family twice"),
 ])
 def test_a_bad_zoo_file_names_the_teacher_the_key_and_the_fix(tmp_path, teachers, message):
     with pytest.raises(ValueError, match=message):
@@ -130,6 +134,22 @@ def test_a_registration_is_written_once(tmp_path):
     assert json.loads(written)["primary"]["predictor"] == "Eq. 2 (dt_signed, continuous) + Eq. 3"
     markdown = (tmp_path / "registration.md").read_text()
     assert "d_S = 4: 0.6000 vs observed 0.5000" in markdown and "cheapest-2: the 2 narrowest" in markdown
+
+
+def test_the_probing_keys_are_not_registered_and_may_change_after_registration(tmp_path):
+    from types import SimpleNamespace
+
+    from hf_geokd.apps.zoo.stages import check_registered_settings
+
+    teacher = ZooTeacher(name="a")
+    settings = teacher.registered_settings()
+    assert "probe_families" not in settings and settings["sae_k"] == 16
+    registration = {"settings": settings}
+    check_registered_settings(SimpleNamespace(teacher=ZooTeacher(name="a", probe_per_class=50, probe_families=[])),
+                              registration)  # exploratory: allowed
+    with pytest.raises(ValueError, match=r"\['sae_k'\] differ from its registration"):
+        check_registered_settings(SimpleNamespace(teacher=ZooTeacher(name="a", sae_k=8), folder=tmp_path),
+                                  registration)
 
 
 def test_scoring_needs_the_registration_committed_as_it_is(tmp_path):
@@ -216,21 +236,44 @@ def test_stage_minutes_are_unknown_when_an_invocation_was_not_timed(tmp_path):
 def test_leave_one_teacher_out_rescales_by_the_other_teachers_ratio_only():
     from hf_geokd.apps.zoo.cross_teacher import RESCALED, STUDENT_FREE, leave_one_teacher_out
 
-    def teacher(name, ablation, observed):
-        registration = {"control_width": 32, "predicted_widths": [16],
+    def teacher(name, ablation, observed, unconverged=()):
+        registration = {"control_width": 32, "predicted_widths": [12, 16],
                         "ablation_floors": {"0": ablation, "1": {w: 2 * v for w, v in ablation.items()}}}
-        return name, registration, {"observed": observed}
+        return name, registration, {"observed": observed, "unconverged": list(unconverged)}
 
-    # a: observed = ablation / 2 for seed 0 (seed 1 doubles the ablation floor: ratio 1/4); b: observed = ablation
-    a = teacher("a", {"8": 2.0, "16": 1.0, "32": 0.0}, {"8": 1.0, "16": 0.5, "32": 0.01})
-    b = teacher("b", {"8": 1.0, "16": 0.5, "32": 0.0}, {"8": 1.0, "16": 0.5, "32": 0.0})
+    # a: observed = ablation / 2 for seed 0 (seed 1 doubles the ablation floor: ratio 1/4); a zero ablation floor
+    # at width 4 and the control are left out of the ratio
+    a = teacher("a", {"4": 0.0, "8": 2.0, "12": 1.2, "16": 1.0, "32": 0.0},
+                {"4": 1.5, "8": 1.0, "12": 0.6, "16": 0.5, "32": 0.01})
+    # b: observed = ablation at 8, 12 and 16; width 4 did not converge (an upper bound, ratio 10: left out)
+    b = teacher("b", {"4": 1.0, "8": 1.0, "12": 0.8, "16": 0.5, "32": 0.1},
+                {"4": 10.0, "8": 1.0, "12": 0.8, "16": 0.5, "32": 0.0}, unconverged=[4])
     assert leave_one_teacher_out([a]).empty
     table = leave_one_teacher_out([a, b]).set_index("teacher")
-    # b's log-ratios over its two seeds and two students: 0, 0, log 1/2, log 1/2: median log(1/sqrt 2)
+    # b's log-ratios: 0 (seed 0, three students) and log 1/2 (seed 1, three students): median log(1/sqrt 2)
     assert table.at["a", "ratio_from_others"] == pytest.approx(2 ** -0.5)
-    # a's seed 0 predicts 1.0 / sqrt 2 at width 16 (observed 0.5): 41.4%; seed 1 predicts sqrt 2: 182.8%
-    assert table.at["a", RESCALED + " low"] == pytest.approx(100 * (2 ** -0.5 - 0.5) / 0.5)
-    assert table.at["a", RESCALED + " high"] == pytest.approx(100 * (2 ** 0.5 - 0.5) / 0.5)
-    assert table.at["a", STUDENT_FREE + " low"] == pytest.approx(100.0)  # seed 0 alone: 1.0 vs 0.5
-    # a's ratios (1/2 and 1/4 at both students; the control and a zero ablation floor are left out): median 1/(2 sqrt 2)
+    # a's seed 0 predicts 2 x observed / sqrt 2 = sqrt 2 x observed at 12 and 16: 41.4%; seed 1 twice that: 182.8%
+    assert table.at["a", RESCALED + " low"] == pytest.approx(100 * (2 ** 0.5 - 1))
+    assert table.at["a", RESCALED + " high"] == pytest.approx(100 * (2 * 2 ** 0.5 - 1))
+    assert table.at["a", RESCALED] == pytest.approx(100 * (1.5 * 2 ** 0.5 - 1))  # the median of the two seeds
+    assert table.at["a", STUDENT_FREE + " low"] == pytest.approx(100.0)  # seed 0 alone: twice the observed floor
+    # a's ratios: 1/2 (seed 0) and 1/4 (seed 1) at 8, 12 and 16: median 1/(2 sqrt 2)
     assert table.at["b", "ratio_from_others"] == pytest.approx(1 / (2 * 2 ** 0.5))
+    assert table.at["b", STUDENT_FREE + " low"] == pytest.approx(0.0)  # b's seed 0 ablation floor is exact
+    # b's seed 0 predicts observed / (2 sqrt 2): 64.6% low; seed 1 (twice the ablation floor) observed / sqrt 2: 29.3%
+    assert table.at["b", RESCALED + " low"] == pytest.approx(100 * (1 - 2 ** -0.5))
+    assert table.at["b", RESCALED + " high"] == pytest.approx(100 * (1 - 1 / (2 * 2 ** 0.5)))
+
+
+def test_the_teacher_report_names_what_each_model_carries_or_why_probing_failed():
+    from hf_geokd.apps.zoo.summary import probe_lines
+
+    assert probe_lines(None) == []
+    latents = [{"concept": "code", "carrying_latents": 3, "survive_d_S=8": 1}]
+    text = "\n".join(probe_lines({"carried": {"d_S=8": [], "teacher": ["code", "french"]}, "sae_seed": 1,
+                                  "concept_latents": latents}))
+    assert "Carried: teacher: code, french." in text and "d_S=8:" not in text and "(SAE seed 1)" in text
+    none = "\n".join(probe_lines({"carried": {"teacher": []}, "sae_seed": 0, "concept_latents": latents}))
+    assert "**No model carries any concept**" in none
+    failed = "\n".join(probe_lines({"error": "no network", "sae_seed": 0}))
+    assert "Probing failed (the registered scores above stand): no network" in failed

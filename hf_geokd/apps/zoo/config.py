@@ -20,11 +20,14 @@ import yaml
 
 from ...data.corpora import CORPORA
 from ...probing.sources import FAMILIES
+from ...probing.study import check_probe_settings
 
 ARCHITECTURES = ("topk", "batchtopk", "standard")  # the top-k family takes sae_k; standard (ReLU + L1) takes sae_l1
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 PRESETS = ("shipped", "smoke")
 WIDTH_FACTORS = (0.125, 0.2, 0.33, 0.5, 0.7, 1.0, 1.4)  # student widths as multiples of d*, when not given
+# settings of the exploratory probing study: not registered, so they may change after a teacher is registered
+EXPLORATORY_KEYS = ("probe_families", "probe_per_class", "probe_seeds", "probe_margin")
 
 
 @dataclass
@@ -95,9 +98,10 @@ class ZooTeacher:
         where = f"zoo teacher {self.name!r}"
         if not isinstance(self.name, str) or not NAME.fullmatch(self.name):
             raise ValueError(f"zoo teacher name {self.name!r} must be a folder name (letters, digits, -, _, .).")
-        for key in ("widths", "sae_seeds", "probe_families"):
+        for key, example in (("widths", "[8, 12, 24]"), ("sae_seeds", "[0, 1, 2]"),
+                             ("probe_families", "[code, is_question]")):
             if not isinstance(getattr(self, key), list):
-                raise ValueError(f"{where}: {key} must be a list, e.g. [0, 1, 2], got {getattr(self, key)!r}.")
+                raise ValueError(f"{where}: {key} must be a list, e.g. {example}, got {getattr(self, key)!r}.")
         if not isinstance(self.corpus, str) or self.corpus not in CORPORA:
             raise ValueError(f"{where}: corpus {self.corpus!r} is not an embedded corpus; choose one of "
                              f"{sorted(CORPORA)}.")
@@ -105,8 +109,7 @@ class ZooTeacher:
             raise ValueError(f"{where}: sae_architecture {self.sae_architecture!r} is not one of {ARCHITECTURES}.")
         for key in ("vocab_size", "block_size", "hidden", "layers", "heads", "teacher_steps", "batch_size",
                     "sae_expansion", "sae_tokens", "stats_tokens", "ablation_tokens", "calibration_students",
-                    "student_max_steps", "eval_every", "checkpoint_every", "eval_blocks", "survival_tokens",
-                    "probe_per_class"):
+                    "student_max_steps", "eval_every", "checkpoint_every", "eval_blocks", "survival_tokens"):
             _positive_int(getattr(self, key), key, where)
         if self.hidden % self.heads:
             raise ValueError(f"{where}: hidden = {self.hidden} is not a multiple of heads = {self.heads}.")
@@ -138,14 +141,8 @@ class ZooTeacher:
         if self.widths and len(self.widths) <= self.calibration_students:
             raise ValueError(f"{where}: {len(self.widths)} widths leave nothing to predict after "
                              f"{self.calibration_students} calibration students.")
-        unknown = sorted(set(self.probe_families) - set(FAMILIES))
-        if unknown:
-            raise ValueError(f"{where}: probe_families {unknown}: no such offline concept family; choose among "
-                             f"{sorted(FAMILIES)} (or [] for no probing).")
-        if isinstance(self.probe_seeds, bool) or not isinstance(self.probe_seeds, int) or self.probe_seeds < 2:
-            raise ValueError(f"{where}: probe_seeds must be an integer >= 2 (an accuracy interval needs two splits), "
-                             f"got {self.probe_seeds!r}.")
-        for key in ("student_lr", "temperature", "floor_tolerance", "probe_margin"):
+        check_probe_settings(self.probe_families, self.probe_per_class, self.probe_seeds, self.probe_margin, where)
+        for key in ("student_lr", "temperature", "floor_tolerance"):
             if not _positive_number(getattr(self, key)):
                 raise ValueError(f"{where}: {key} must be a finite number > 0, got {getattr(self, key)!r}.")
         if not (_positive_number(self.floor_absolute_tolerance) or self.floor_absolute_tolerance == 0):
@@ -154,6 +151,10 @@ class ZooTeacher:
     @property
     def hook_name(self) -> str:
         return f"gpt_neox.layers.{self.sae_layer}"
+
+    def registered_settings(self) -> dict[str, Any]:
+        """Every setting a registration fixes: all keys but :data:`EXPLORATORY_KEYS`."""
+        return {key: value for key, value in dataclasses.asdict(self).items() if key not in EXPLORATORY_KEYS}
 
     def sae_settings(self) -> dict[str, Any]:
         """The keyword settings of :func:`hf_geokd.sae.train_sae` (without the seed)."""

@@ -4,10 +4,12 @@ showed, scored leave-one-teacher-out across the zoo (exploratory, not registered
 For a held-out teacher T and each of its SAE seeds s, the prediction at width d is
 
     L(d) = r_{-T} * A_{T,s}(d),     log r_{-T} = median over the other teachers U, their SAE seeds s' and their
-                                                  students w < d_U with A_{U,s'}(w) > 0 of log(L_U(w) / A_{U,s'}(w)),
+                                                  converged students w < d_U with A_{U,s'}(w) > 0 and L_U(w) > 0
+                                                  of log(L_U(w) / A_{U,s'}(w)),
 
 where A is the ablation floor (:mod:`hf_geokd.ablation_floors`) and L_U the observed floors: one number learned from
-other teachers, none of T's students. Scored like the registered predictions: MARE over T's held-out students per
+other teachers, none of T's students. A student that did not converge by the stated rule gives an upper bound, not
+a floor, and is left out of the ratio. Scored like the registered predictions: MARE over T's held-out students per
 SAE seed, its median and range over the seeds.
 """
 
@@ -16,18 +18,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-STUDENT_FREE = "ablation floor (no student)"
+from .registration import STUDENT_FREE
+
 RESCALED = "ablation floor x other teachers' ratio (no student of this teacher)"
 
 
-def log_ratios(registration: dict, observed: dict[str, float]) -> np.ndarray:
-    """log(observed / ablation) at every student narrower than the teacher, every SAE seed, where both are > 0."""
+def log_ratios(registration: dict, scores: dict) -> np.ndarray:
+    """log(observed / ablation) at every converged student narrower than the teacher, every SAE seed, where both
+    are > 0."""
     control = registration["control_width"]
+    unconverged = {str(width) for width in scores.get("unconverged", [])}
     values = []
     for floors in registration["ablation_floors"].values():
         for width, ablation in floors.items():
-            floor = observed.get(width)
-            if int(width) < control and floor is not None and floor > 0 and ablation > 0:
+            floor = scores["observed"].get(width)
+            if (int(width) < control and width not in unconverged and floor is not None and floor > 0
+                    and ablation > 0):
                 values.append(np.log(floor / ablation))
     return np.array(values)
 
@@ -39,10 +45,10 @@ def leave_one_teacher_out(found: list[tuple[str, dict, dict]]) -> pd.DataFrame:
     two scored teachers."""
     if len(found) < 2:
         return pd.DataFrame()
-    ratios = {name: log_ratios(registration, scores["observed"]) for name, registration, scores in found}
+    logs = {name: log_ratios(registration, scores) for name, registration, scores in found}
     rows = []
     for name, registration, scores in found:
-        others = np.concatenate([values for other, values in ratios.items() if other != name])
+        others = np.concatenate([values for other, values in logs.items() if other != name])
         ratio = float(np.exp(np.median(others))) if others.size else float("nan")
         targets = [str(width) for width in registration["predicted_widths"]]
         truth = np.array([scores["observed"][width] for width in targets])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -130,7 +129,7 @@ def write_registration(folder: Path, teacher: ZooTeacher, content: dict[str, Any
     if path.exists():
         raise FileExistsError(f"{path} exists: a registration is written once and never replaced. Delete it by hand "
                               "only if its predictions were never committed or scored.")
-    content = {"teacher": teacher.name, "settings": asdict(teacher),
+    content = {"teacher": teacher.name, "settings": teacher.registered_settings(),
                "registered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "primary": {"predictor": PRIMARY, "protocol": primary_protocol(teacher),
                            "floor": floor_definition(teacher)},

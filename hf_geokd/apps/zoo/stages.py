@@ -14,8 +14,8 @@ Folder of a teacher::
     teacher/                 model, tokenizer, eval.json
     sae/seed<s>/<hook>/      the SAE (sae-lens layout), feature_stats.*, ablation_floors.json
     students/w<width>/       each student, its floor.json and card
-    survival/d_S=<width>/    which teacher latents it carries (seed 0's SAE)
-    probes/, probes.png      the probing study and the concepts' latents (seed 0's SAE; exploratory)
+    survival/d_S=<width>/    which teacher latents it carries (the first SAE seed's SAE)
+    probes/, probes.png      the probing study and the concepts' latents (the first SAE seed; exploratory)
     registration.json/.md    written once by the predict stage
     scores.json, report.md   the score stage
 """
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -205,8 +205,8 @@ def _sae_summary(seed: int, stats: FeatureStats, floors: AblationFloors) -> dict
 
 def check_registered_settings(run: TeacherRun, registration: dict) -> None:
     """The score stage trains and measures with the settings that were registered: a teacher whose YAML entry changed
-    since (any key) is refused, naming the keys."""
-    changed = sorted(key for key, value in asdict(run.teacher).items()
+    since (any key but the exploratory probing ones) is refused, naming the keys."""
+    changed = sorted(key for key, value in run.teacher.registered_settings().items()
                      if registration["settings"].get(key, value) != value)
     if changed:
         raise ValueError(f"zoo teacher {run.teacher.name!r}: {changed} differ from its registration "
@@ -248,7 +248,6 @@ def score_stage(run: TeacherRun, registration: dict, provenance: dict) -> dict:
     observed = dict(zip(students["width"].astype(int), students["observed_floor"]))
     scores = score_registered(registration, observed)
     survival_results, survival = _survival(run, all_widths)
-    probes = _probes(run, all_widths, survival_results)
     validation = {seed: _validation(run, seed, students) for seed in t.sae_seeds}
     baselines = scores[scores["baseline"] & scores["mare_pct"].notna()]
     result = {"teacher": t.name, "registration": provenance, "students": students.to_dict(orient="records"),
@@ -256,10 +255,29 @@ def score_stage(run: TeacherRun, registration: dict, provenance: dict) -> dict:
               "unconverged": [int(w) for w, ok in zip(students["width"], students["converged"]) if not ok],
               "best_baseline": baselines.iloc[0].to_dict() if len(baselines) else None,
               "survival": {"k_star": survival.get("k_star"), "null": survival.get("null")},
-              "probes": probes, "validation": validation}
-    (run.folder / "scores.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+              "validation": validation}
+    write_scores(run.folder, result)  # the registered scores first: the exploratory probing below cannot lose them
+    result["probes"] = _probes(run, all_widths, survival_results)
+    write_scores(run.folder, result)
     result["curves"] = curves
     return result
+
+
+def write_scores(folder: Path, result: dict) -> Path:
+    """``scores.json`` as strict JSON: a NaN (a MARE not fitted, a rank that does not exist) is written as null."""
+    path = folder / "scores.json"
+    path.write_text(json.dumps(_nan_to_none(result), indent=1, default=float, allow_nan=False) + "\n")
+    return path
+
+
+def _nan_to_none(value):
+    if isinstance(value, dict):
+        return {key: _nan_to_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(item) for item in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _survival(run: TeacherRun, widths: list[int]) -> tuple[list, dict]:
@@ -283,12 +301,18 @@ def _probes(run: TeacherRun, widths: list[int], survival_results: list) -> dict 
     if not t.probe_families:
         return None
     settings = ProbeSettings(tuple(t.probe_families), t.probe_per_class, t.probe_seeds, t.probe_margin,
-                             tuple(widths), t.sae_layer + 1)
-    study, latents, _ = probe_students(
-        run.folder, settings, lambda: wheel_concepts(run.cache_dir, t.probe_per_class, t.probe_families, t.seed),
-        run.tokenizer, run.model, run.sae_dir(t.sae_seeds[0]), t.hook_name, survival_results, t.seed, t.batch_size,
-        t.block_size, f"{t.name}: probe accuracy, hidden_states[{t.sae_layer + 1}] (filled: carried)")
-    return {"carried": carried_concepts(study), "concept_latents": latents.to_dict("records")}
+                             tuple(widths), t.sae_layer + 1, t.seed, t.block_size)
+    seed = t.sae_seeds[0]
+    try:
+        study, latents, _ = probe_students(
+            run.folder, settings, lambda: wheel_concepts(run.cache_dir, t.probe_per_class, t.probe_families, t.seed),
+            run.tokenizer, run.model, run.sae_dir(seed), t.hook_name, survival_results, batch_size=t.batch_size,
+            title=f"{t.name}: probe accuracy, hidden_states[{t.sae_layer + 1}] (filled: carried)")
+    except (OSError, ValueError) as error:  # no network for the wheels, too few examples, no student weights
+        print(f"[zoo] {t.name}: probing failed, the registered scores stand: {error}", flush=True)
+        return {"error": str(error), "sae_seed": seed}
+    return {"carried": carried_concepts(study), "sae_seed": seed,
+            "concept_latents": latents.astype(object).where(latents.notna(), None).to_dict("records")}
 
 
 EXPLORATORY_PROTOCOLS = ("zero-shot", "cheapest-2", "cheapest-3", "leave-one-width-out")

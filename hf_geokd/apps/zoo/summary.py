@@ -61,23 +61,25 @@ def write_teacher_report(run, registration: dict, result: dict) -> Path:
 
 def probe_lines(probes: dict | None) -> list[str]:
     """The teacher report's probing section (exploratory): which concepts each model carries under the rule, and
-    the concepts' latents with their survival."""
+    the concepts' latents with their survival; or why probing failed."""
     if probes is None:
         return []
+    lines = ["## Probes (exploratory, not registered)", ""]
+    if "error" in probes:
+        return [*lines, f"Probing failed (the registered scores above stand): {probes['error']}", ""]
     carriers = {model: concepts for model, concepts in probes["carried"].items() if concepts}
-    lines = ["## Probes (exploratory, not registered)", "",
-             "Every student and the teacher probed for each offline concept family at the SAE's layer, beside the "
-             "bag-of-tokens probe, a random-init teacher, shuffled labels and a control task (selectivity); a model "
-             "*carries* a concept when its accuracy beats the bag-of-tokens probe and the random-init teacher by "
-             "the margin at the lower end of a corrected resampled-t interval. Tables: `probes/`.", "",
-             ("Carried: " + "; ".join(f"{model}: {', '.join(concepts)}" for model, concepts in carriers.items())
-              + "." if carriers else "**No model carries any concept** under the rule: at this scale the probes "
-              "do not beat the lexical and random-network controls."), "", "![probes](probes.png)", "",
-             "### The concepts' SAE latents (seed 0) and their survival", "",
-             "A latent carries a concept when its pooled activation alone beats the best single token type by the "
-             "margin (Bonferroni-corrected Wilson interval); `survive_d_S=<w>`: how many of them the width-w student "
-             "carries.", "", markdown_table(pd.DataFrame(probes["concept_latents"])), ""]
-    return lines
+    return [*lines,
+            "Every student and the teacher probed for each offline concept family at the SAE's layer, beside the "
+            "bag-of-tokens probe, a random-init teacher, shuffled labels and a control task (selectivity); a model "
+            "*carries* a concept when its accuracy beats the bag-of-tokens probe and the random-init teacher by "
+            "the margin at the lower end of a corrected resampled-t interval. Tables: `probes/`.", "",
+            ("Carried: " + "; ".join(f"{model}: {', '.join(concepts)}" for model, concepts in carriers.items())
+             + "." if carriers else "**No model carries any concept** under the rule: at this scale the probes "
+             "do not beat the lexical and random-network controls."), "", "![probes](probes.png)", "",
+            f"### The concepts' SAE latents (SAE seed {probes['sae_seed']}) and their survival", "",
+            "A latent carries a concept when its pooled activation alone beats the best single token type by the "
+            "margin (Bonferroni-corrected Wilson interval); `survive_d_S=<w>`: how many of them the width-w student "
+            "carries.", "", markdown_table(pd.DataFrame(probes["concept_latents"])), ""]
 
 
 def _plot_teacher(registration: dict, result: dict, path: Path, axis=None) -> None:
@@ -181,7 +183,7 @@ def stage_minutes(folder: Path) -> dict[str, float]:
     minutes = {}
     for stage in ("predict", "score"):
         seconds = [row["seconds"] for row in rows if row["stage"] == stage]
-        known = seconds and all(value is not None for value in seconds)
+        known = bool(seconds) and all(value is not None for value in seconds)
         minutes[f"{stage}_minutes"] = round(sum(seconds) / 60, 1) if known else np.nan
     return minutes
 
@@ -263,6 +265,7 @@ def write_zoo_summary(out: Path, teachers: list[ZooTeacher]) -> Path | None:
 def student_free_lines(found: list[tuple[str, dict, dict]], out: Path) -> list[str]:
     """The leave-one-teacher-out section (:mod:`.cross_teacher`), its table saved as ``student_free.csv``."""
     table = leave_one_teacher_out(found)
+    (out / "student_free.csv").unlink(missing_ok=True)  # never left over from a zoo that had more scored teachers
     lines = ["## Floors with no student of the teacher, leave one teacher out (exploratory)", "",
              "The ablation floor alone, and rescaled by one ratio r learned from the *other* teachers' students "
              "(the median of log(observed / ablation floor) over their students and SAE seeds): MARE % on each "
@@ -289,7 +292,11 @@ def exploratory_scores(out: Path, names: list[str]) -> pd.DataFrame:
 
 
 def _get(table: pd.DataFrame, name: str, column: str = "mare_pct", default: float = float("nan")) -> float:
-    return float(table.at[name, column]) if name in table.index else default
+    """``table[column]`` of predictor ``name`` as a float (null in ``scores.json``: NaN; no such row: ``default``)."""
+    if name not in table.index:
+        return default
+    value = table.at[name, column]
+    return float("nan") if value is None else float(value)
 
 
 def _plot_grid(found: list[tuple[str, dict, dict]], path: Path) -> None:
