@@ -234,7 +234,7 @@ def test_stage_minutes_are_unknown_when_an_invocation_was_not_timed(tmp_path):
 
 
 def test_leave_one_teacher_out_rescales_by_the_other_teachers_ratio_only():
-    from hf_geokd.apps.zoo.cross_teacher import RESCALED, STUDENT_FREE, leave_one_teacher_out
+    from hf_geokd.apps.zoo.cross_teacher import leave_one_teacher_out
 
     def teacher(name, ablation, observed, unconverged=()):
         registration = {"control_width": 32, "predicted_widths": [12, 16],
@@ -253,16 +253,16 @@ def test_leave_one_teacher_out_rescales_by_the_other_teachers_ratio_only():
     # b's log-ratios: 0 (seed 0, three students) and log 1/2 (seed 1, three students): median log(1/sqrt 2)
     assert table.at["a", "ratio_from_others"] == pytest.approx(2 ** -0.5)
     # a's seed 0 predicts 2 x observed / sqrt 2 = sqrt 2 x observed at 12 and 16: 41.4%; seed 1 twice that: 182.8%
-    assert table.at["a", RESCALED + " low"] == pytest.approx(100 * (2 ** 0.5 - 1))
-    assert table.at["a", RESCALED + " high"] == pytest.approx(100 * (2 * 2 ** 0.5 - 1))
-    assert table.at["a", RESCALED] == pytest.approx(100 * (1.5 * 2 ** 0.5 - 1))  # the median of the two seeds
-    assert table.at["a", STUDENT_FREE + " low"] == pytest.approx(100.0)  # seed 0 alone: twice the observed floor
+    assert table.at["a", "rescaled_low"] == pytest.approx(100 * (2 ** 0.5 - 1))
+    assert table.at["a", "rescaled_high"] == pytest.approx(100 * (2 * 2 ** 0.5 - 1))
+    assert table.at["a", "rescaled_mare"] == pytest.approx(100 * (1.5 * 2 ** 0.5 - 1))  # the median of the two seeds
+    assert table.at["a", "ablation_low"] == pytest.approx(100.0)  # seed 0 alone: twice the observed floor
     # a's ratios: 1/2 (seed 0) and 1/4 (seed 1) at 8, 12 and 16: median 1/(2 sqrt 2)
     assert table.at["b", "ratio_from_others"] == pytest.approx(1 / (2 * 2 ** 0.5))
-    assert table.at["b", STUDENT_FREE + " low"] == pytest.approx(0.0)  # b's seed 0 ablation floor is exact
+    assert table.at["b", "ablation_low"] == pytest.approx(0.0)  # b's seed 0 ablation floor is exact
     # b's seed 0 predicts observed / (2 sqrt 2): 64.6% low; seed 1 (twice the ablation floor) observed / sqrt 2: 29.3%
-    assert table.at["b", RESCALED + " low"] == pytest.approx(100 * (1 - 2 ** -0.5))
-    assert table.at["b", RESCALED + " high"] == pytest.approx(100 * (1 - 1 / (2 * 2 ** 0.5)))
+    assert table.at["b", "rescaled_low"] == pytest.approx(100 * (1 - 2 ** -0.5))
+    assert table.at["b", "rescaled_high"] == pytest.approx(100 * (1 - 1 / (2 * 2 ** 0.5)))
 
 
 def test_the_teacher_report_names_what_each_model_carries_or_why_probing_failed():

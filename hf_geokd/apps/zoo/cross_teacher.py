@@ -18,9 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .registration import STUDENT_FREE
-
-RESCALED = "ablation floor x other teachers' ratio (no student of this teacher)"
+COLUMNS = {"ablation": "the ablation floor alone (the registered student-free predictor)",
+           "rescaled": "the ablation floor x the other teachers' ratio r"}  # each with _mare, _low, _high
 
 
 def log_ratios(registration: dict, scores: dict) -> np.ndarray:
@@ -41,7 +40,8 @@ def log_ratios(registration: dict, scores: dict) -> np.ndarray:
 def leave_one_teacher_out(found: list[tuple[str, dict, dict]]) -> pd.DataFrame:
     """One row per scored teacher (``found``: (name, registration, scores), as :func:`.summary.collect` gives):
     the MARE of the ablation floor alone and of the rescaled ablation floor on the teacher's held-out students
-    (median and range over its SAE seeds), with the ratio r learned from the other teachers. Empty with fewer than
+    (:data:`COLUMNS`: ``<name>_mare``, the median over its SAE seeds, and ``<name>_low``, ``<name>_high``, their
+    range), with the ratio r learned from the other teachers (``ratio_from_others``). Empty with fewer than
     two scored teachers."""
     if len(found) < 2:
         return pd.DataFrame()
@@ -53,9 +53,10 @@ def leave_one_teacher_out(found: list[tuple[str, dict, dict]]) -> pd.DataFrame:
         targets = [str(width) for width in registration["predicted_widths"]]
         truth = np.array([scores["observed"][width] for width in targets])
         row = {"teacher": name, "ratio_from_others": ratio}
-        for label, scale in ((STUDENT_FREE, 1.0), (RESCALED, ratio)):
+        for label, scale in (("ablation", 1.0), ("rescaled", ratio)):
             mares = [100 * float(np.median(np.abs(scale * np.array([floors[w] for w in targets]) - truth) / truth))
                      for floors in registration["ablation_floors"].values()]
-            row.update({label: float(np.median(mares)), f"{label} low": min(mares), f"{label} high": max(mares)})
+            row.update({f"{label}_mare": float(np.median(mares)), f"{label}_low": min(mares),
+                        f"{label}_high": max(mares)})
         rows.append(row)
     return pd.DataFrame(rows)

@@ -267,10 +267,11 @@ def student_free_lines(found: list[tuple[str, dict, dict]], out: Path) -> list[s
     table = leave_one_teacher_out(found)
     (out / "student_free.csv").unlink(missing_ok=True)  # never left over from a zoo that had more scored teachers
     lines = ["## Floors with no student of the teacher, leave one teacher out (exploratory)", "",
-             "The ablation floor alone, and rescaled by one ratio r learned from the *other* teachers' students "
-             "(the median of log(observed / ablation floor) over their students and SAE seeds): MARE % on each "
-             "teacher's held-out students, median [low, high] over its SAE seeds (`hf_geokd.apps.zoo.cross_teacher`)."
-             , ""]
+             "`ablation`: the ablation floor alone (the registered student-free predictor); `rescaled`: the ablation "
+             "floor times one ratio r (`ratio_from_others`) learned from the *other* teachers' converged students "
+             "(the median of log(observed / ablation floor) over their students and SAE seeds). MARE % on each "
+             "teacher's held-out students: `_mare` the median over its SAE seeds, `_low` and `_high` their range "
+             "(`hf_geokd.apps.zoo.cross_teacher`).", ""]
     if table.empty:
         return [*lines, "(needs two scored teachers)"]
     table.to_csv(out / "student_free.csv", index=False)
