@@ -4,6 +4,7 @@ stopped by its time limit and continued."""
 import json
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -277,3 +278,27 @@ def test_the_teacher_report_names_what_each_model_carries_or_why_probing_failed(
     assert "**No model carries any concept**" in none
     failed = "\n".join(probe_lines({"error": "no network", "sae_seed": 0}))
     assert "Probing failed (the registered scores above stand): no network" in failed
+
+
+def test_eq3_with_b_from_the_control_against_a_hand_computation():
+    from hf_geokd.apps.zoo.control_anchored import CURVES, THEORY, _fixed_b, control_anchored_scores
+    from hf_geokd.stats import FeatureStats
+
+    # C by least squares with B = 0.1 fixed: (0.5 * 1.0 + 0.25 * 0.5) / (0.25 + 0.0625) = 2
+    assert _fixed_b(np.array([0.5, 0.25]), np.array([1.1, 0.6]), 0.1, np.array([0.1])) == pytest.approx([0.3])
+    assert _fixed_b(np.array([0.5, 0.25]), np.array([0.6, 1.1]), 1.0, np.array([0.1])) is None  # C <= 0
+    registration = {"control_width": 32, "calibration_widths": [4, 8], "predicted_widths": [16],
+                    "ablation_floors": {"0": {"4": 0.5, "8": 0.25, "16": 0.1, "32": 0.0}}}
+    scores = {"observed": {"4": 1.1, "8": 0.6, "16": 0.3, "32": 0.1}}
+    stats = {0: FeatureStats(n_features=64, l0=4.0, alpha=1 - 4 / 64, contributions=[0.9 ** i for i in range(64)],
+                             d_in=32)}
+    table = control_anchored_scores(registration, scores, stats).set_index("predictor")
+    assert table.at[THEORY[1], "mare_pct"] == pytest.approx(0.0)  # 2 x 0.1 + 0.1 = 0.3, the observed floor
+    # through (4, 1.0) and (8, 0.5) above B: exponential halves every 4 widths (0.125 + 0.1 at 16), the power law
+    # and the inverse width are both 4 / d (0.25 + 0.1 at 16)
+    assert table.at[CURVES[0], "mare_pct"] == pytest.approx(100 * 0.075 / 0.3)
+    assert table.at[CURVES[1], "mare_pct"] == pytest.approx(100 * 0.05 / 0.3)
+    assert table.at[CURVES[2], "mare_pct"] == pytest.approx(100 * 0.05 / 0.3)
+    assert table.at[THEORY[0], "seeds"] == 1
+    below = control_anchored_scores(registration, {"observed": {**scores["observed"], "32": 0.8}}, stats)
+    assert below.set_index("predictor").loc[list(CURVES), "seeds"].tolist() == [0, 0, 0]  # a floor below B

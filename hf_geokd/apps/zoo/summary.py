@@ -12,6 +12,7 @@ import pandas as pd
 from ...reporting.plots import new_figure, plot_floor_curves, save_figure
 from ...tables import markdown_table
 from .config import ZooTeacher
+from .control_anchored import control_anchored_table
 from .cross_teacher import leave_one_teacher_out
 from .registration import read_registration
 
@@ -255,7 +256,7 @@ def write_zoo_summary(out: Path, teachers: list[ZooTeacher]) -> Path | None:
               "MARE %, the median over the SAE seeds of each teacher's validation (`<teacher>/validation/seed<s>/`); "
               "chosen after the fact, so no row here can confirm anything.", "",
               markdown_table(exploratory.reset_index()) if len(exploratory) else "(none yet)", "",
-              *student_free_lines(found, out), "",
+              *student_free_lines(found, out), "", *control_anchored_lines(found, out), "",
               "Each teacher's report: " + ", ".join(f"[{name}]({name}/report.md)" for name, _, _ in found) + "."]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
@@ -276,6 +277,22 @@ def student_free_lines(found: list[tuple[str, dict, dict]], out: Path) -> list[s
         return [*lines, "(needs two scored teachers)"]
     table.to_csv(out / "student_free.csv", index=False)
     return [*lines, markdown_table(table)]
+
+
+def control_anchored_lines(found: list[tuple[str, dict, dict]], out: Path) -> list[str]:
+    """The section on Eq. 3 with B from the control student (:mod:`.control_anchored`), its long table saved as
+    ``control_anchored.csv``."""
+    table = control_anchored_table(out, found)
+    table.to_csv(out / "control_anchored.csv", index=False)
+    shown = table.assign(mare=[f"{m:.1f} [{low:.1f}, {high:.1f}]" if m == m else "not fitted"
+                               for m, low, high in zip(table["mare_pct"], table["mare_low"], table["mare_high"])])
+    wide = shown.pivot(index="predictor", columns="teacher", values="mare").reset_index()
+    return ["## Eq. 3 with B from the control student (exploratory, chosen after the demo teacher was scored)", "",
+            "B is the d_S = d_T control's observed floor (as the paper measures it) instead of being extrapolated "
+            "from the two narrowest students; only the other parameter is fitted on those two, for Eq. 3 and for the "
+            "sceptic's curves alike (`hf_geokd.apps.zoo.control_anchored`). It needs the control run, the most "
+            "expensive student. MARE % on the held-out students, median [low, high] over the SAE seeds.", "",
+            markdown_table(wide)]
 
 
 def exploratory_scores(out: Path, names: list[str]) -> pd.DataFrame:
