@@ -14,9 +14,11 @@ from __future__ import annotations
 import bz2
 import html
 import io
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ElementTree
 import zipfile
 from pathlib import Path
@@ -33,16 +35,20 @@ CORPORA = {
 
 def download_wheel(requirement: str, cache_dir: str | Path) -> Path:
     """The wheel of ``requirement`` (``name==version``) in ``cache_dir``, downloaded there (without dependencies) on
-    first use."""
+    first use. The download goes to a private folder first and is moved in whole, so that processes sharing the
+    cache (pytest-xdist workers, two runs) never read a wheel half written."""
     cache_dir = Path(cache_dir)
     name, version = requirement.split("==")
     wheels = sorted(cache_dir.glob(f"{name}-{version}-*.whl"))
     if wheels:
         return wheels[-1]
     cache_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", requirement,
-               "-d", str(cache_dir)]
-    result = subprocess.run(command, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as private:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", requirement,
+                   "-d", private]
+        result = subprocess.run(command, capture_output=True, text=True)
+        for wheel in Path(private).glob(f"{name}-{version}-*.whl"):
+            os.replace(wheel, cache_dir / wheel.name)
     wheels = sorted(cache_dir.glob(f"{name}-{version}-*.whl"))
     if result.returncode != 0 or not wheels:
         raise FileNotFoundError(
