@@ -117,7 +117,7 @@ def probe_students(out: Path, settings: ProbeSettings, make_concepts: Callable[[
     models = _students(out, settings.widths, device)
     concepts = make_concepts()
     torch.manual_seed(settings.seed)
-    random_teacher = GPTNeoXForCausalLM(teacher.config).to(device).eval()
+    random_teacher = GPTNeoXForCausalLM(teacher.config).to(device=device, dtype=teacher.dtype).eval()
     study = probe_study({**models, "teacher": teacher}, concepts, settings.layer, tokenizer, random_teacher,
                         settings.seeds, margin=settings.margin, batch_size=batch_size,
                         max_length=settings.max_length)
