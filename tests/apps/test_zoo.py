@@ -302,3 +302,22 @@ def test_eq3_with_b_from_the_control_against_a_hand_computation():
     assert table.at[THEORY[0], "seeds"] == 1
     below = control_anchored_scores(registration, {"observed": {**scores["observed"], "32": 0.8}}, stats)
     assert below.set_index("predictor").loc[list(CURVES), "seeds"].tolist() == [0, 0, 0]  # a floor below B
+
+
+def test_a_probing_failure_is_recorded_and_leaves_the_registered_scores_alone(monkeypatch, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from hf_geokd.apps.zoo import stages
+
+    def offline(*args, **kwargs):
+        raise OSError("could not download the Django wheel")
+
+    monkeypatch.setattr(stages, "probe_students", offline)
+    run = SimpleNamespace(teacher=ZooTeacher(name="a", sae_seeds=[2, 3]), folder=tmp_path, cache_dir=tmp_path,
+                          tokenizer=None, model=None, sae_dir=lambda seed: tmp_path / f"seed{seed}")
+    assert stages._probes(run, [8, 128], []) == {"error": "could not download the Django wheel", "sae_seed": 2}
+    assert "probing failed, the registered scores stand" in capsys.readouterr().out
+    assert stages._probes(SimpleNamespace(teacher=ZooTeacher(name="a", probe_families=[])), [8], []) is None
+    path = stages.write_scores(tmp_path, {"mare": float("nan"), "rows": [{"rank": np.float64("nan")}],
+                                          "n": np.int64(3)})
+    assert json.loads(path.read_text()) == {"mare": None, "rows": [{"rank": None}], "n": 3}  # strict JSON
