@@ -17,7 +17,7 @@ random-init teacher's by more than ``margin``, with the lower end of the 95% int
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,14 +35,14 @@ BASELINES = (BAG_OF_TOKENS, RANDOM_INIT)
 MIN_PER_CLASS = 5  # examples per class below which a probe's split has nothing to test on
 
 
-def check_probe_settings(families, per_class, seeds, margin, where: str = "") -> None:
+def check_probe_settings(families: Sequence[str], per_class: int, seeds: int, margin: float, where: str = "") -> None:
     """The settings of a probing study, checked before anything is trained: ``families`` a list of distinct names of
     :data:`~hf_geokd.probing.sources.FAMILIES`, ``per_class`` an integer >= 5, ``seeds`` an integer >= 2 (an
     interval needs two splits), ``margin`` in [0, 1). Each error names the key (prefixed by ``where``) and the fix."""
     where = f"{where}: " if where else ""
     if not isinstance(families, (list, tuple)) or not all(isinstance(name, str) for name in families):
-        raise ValueError(f"{where}probe_families must be a list of family names, e.g. [code, is_question] (or [] "
-                         f"for none), got {families!r}; choose among {sorted(FAMILIES)}.")
+        raise ValueError(f"{where}probe_families must be a list of family names, e.g. [code, is_question], got "
+                         f"{families!r}; choose among {sorted(FAMILIES)}.")
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         reasons = "".join(f" ({name}: {NO_OFFLINE_SOURCE[name]})" for name in unknown if name in NO_OFFLINE_SOURCE)
