@@ -4,10 +4,10 @@
 ablation floors at every student width -> the calibration students (the narrowest ones), distilled to the
 convergence rule -> ``registration.json`` (every prediction, before any other student trains).
 
-``score``: the other students, distilled to the convergence rule -> their feature survival (the first seed's SAE)
--> the probing study (every student and the teacher, with controls) and each concept's latents -> the registered
-predictions scored against the observed floors, per SAE seed -> the exploratory validation of every predictor under
-every protocol, per seed -> ``report.md``.
+``score``: the other students, distilled to the convergence rule -> the registered predictions scored against the
+observed floors, per SAE seed -> their feature survival (the first seed's SAE) -> the exploratory validation of every
+predictor under every protocol, per seed -> ``scores.json`` -> the probing study (every student and the teacher, with
+controls) and each concept's latents, added to ``scores.json`` (exploratory) -> ``report.md``.
 
 Folder of a teacher::
 
@@ -312,7 +312,7 @@ def _probes(run: TeacherRun, widths: list[int], survival_results: list) -> dict 
         print(f"[zoo] {t.name}: probing failed, the registered scores stand: {error}", flush=True)
         return {"error": str(error), "sae_seed": seed}
     return {"carried": carried_concepts(study), "sae_seed": seed,
-            "concept_latents": latents.astype(object).where(latents.notna(), None).to_dict("records")}
+            "concept_latents": latents.to_dict("records")}
 
 
 EXPLORATORY_PROTOCOLS = ("zero-shot", "cheapest-2", "cheapest-3", "leave-one-width-out")
