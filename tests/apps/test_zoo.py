@@ -321,3 +321,29 @@ def test_a_probing_failure_is_recorded_and_leaves_the_registered_scores_alone(mo
     path = stages.write_scores(tmp_path, {"mare": float("nan"), "rows": [{"rank": np.float64("nan")}],
                                           "n": np.int64(3)})
     assert json.loads(path.read_text()) == {"mare": None, "rows": [{"rank": None}], "n": 3}  # strict JSON
+
+
+def test_the_second_registration_is_judged_only_on_its_teachers_and_only_when_all_are_scored():
+    from hf_geokd.apps.zoo.summary import anchored_rule_lines
+
+    rule = {"document": "r.md", "predictor": "P", "teachers": ["a", "b"], "median_mare_pct_at_most": 25.0,
+            "teacher_mare_pct_at_most": 50.0, "beats_best_anchored_curve_on_at_least": 2,
+            "seed_spread_points_at_most": 10.0}
+
+    def rows(teacher, mare, low, high, curve):
+        return [{"teacher": teacher, "predictor": "P", "mare_pct": mare, "mare_low": low, "mare_high": high,
+                 "baseline": False},
+                {"teacher": teacher, "predictor": "curve", "mare_pct": curve, "mare_low": curve, "mare_high": curve,
+                 "baseline": True}]
+
+    partial = pd.DataFrame(rows("a", 10.0, 8.0, 12.0, 30.0) + rows("other", 90.0, 90.0, 90.0, 1.0))
+    assert anchored_rule_lines(partial, rule)[-1] == "The rule is evaluated once all of them are scored."
+    table = pd.DataFrame(rows("a", 10.0, 8.0, 12.0, 30.0) + rows("b", 60.0, 55.0, 70.0, 20.0)
+                         + rows("other", 90.0, 90.0, 90.0, 1.0))
+    text = "\n".join(anchored_rule_lines(table, rule))
+    assert "| median MARE <= 25% | 35.0 | **no** |" in text
+    assert "| no teacher above 50% | 60.0 | **no** |" in text
+    assert "| beats the best anchored curve on >= 2 | 1 of 2 | **no** |" in text
+    assert "| seed spread <= 10 points | 15.0 | **no** |" in text
+    good = pd.DataFrame(rows("a", 10.0, 8.0, 12.0, 30.0) + rows("b", 20.0, 18.0, 22.0, 40.0))
+    assert "**no**" not in "\n".join(anchored_rule_lines(good, rule))

@@ -279,11 +279,42 @@ def student_free_lines(found: list[tuple[str, dict, dict]], out: Path) -> list[s
     return [*lines, markdown_table(table)]
 
 
+ANCHORED_REGISTRATION = "registration-control-anchored.json"
+
+
+def anchored_rule_lines(table: pd.DataFrame, rule: dict) -> list[str]:
+    """The second registration's rule (``rule``, from :data:`ANCHORED_REGISTRATION`) on the control-anchored table:
+    each part with what it measured, on the registered teachers once all of them are scored."""
+    mine = table[table["teacher"].isin(rule["teachers"])]
+    scored = sorted(set(mine["teacher"]))
+    lines = [f"Registered in [{rule['document']}]({rule['document']}) for {', '.join(rule['teachers'])}: "
+             f"{len(scored)} of {len(rule['teachers'])} scored."]
+    if len(scored) < len(rule["teachers"]):
+        return [*lines, "The rule is evaluated once all of them are scored."]
+    primary = mine[mine["predictor"] == rule["predictor"]].set_index("teacher")
+    curves = mine[mine["baseline"]].groupby("teacher")["mare_pct"].min()
+    mare, spread = primary["mare_pct"], primary["mare_high"] - primary["mare_low"]
+    beats = int((mare < curves.reindex(mare.index)).sum())
+    checks = [(f"median MARE <= {rule['median_mare_pct_at_most']:g}%", f"{mare.median():.1f}",
+               mare.notna().all() and mare.median() <= rule["median_mare_pct_at_most"]),
+              (f"no teacher above {rule['teacher_mare_pct_at_most']:g}%", f"{mare.max():.1f}",
+               mare.notna().all() and mare.max() <= rule["teacher_mare_pct_at_most"]),
+              (f"beats the best anchored curve on >= {rule['beats_best_anchored_curve_on_at_least']}",
+               f"{beats} of {len(mare)}", beats >= rule["beats_best_anchored_curve_on_at_least"]),
+              (f"seed spread <= {rule['seed_spread_points_at_most']:g} points", f"{spread.max():.1f}",
+               spread.notna().all() and spread.max() <= rule["seed_spread_points_at_most"])]
+    return [*lines, "", "| part | measured | holds |", "|---|---|---|",
+            *[f"| {part} | {value} | {'yes' if holds else '**no**'} |" for part, value, holds in checks]]
+
+
 def control_anchored_lines(found: list[tuple[str, dict, dict]], out: Path) -> list[str]:
     """The section on Eq. 3 with B from the control student (:mod:`.control_anchored`), its long table saved as
-    ``control_anchored.csv``."""
+    ``control_anchored.csv``, and the rule of its registration when ``out`` holds one
+    (:data:`ANCHORED_REGISTRATION`)."""
     table = control_anchored_table(out, found)
     table.to_csv(out / "control_anchored.csv", index=False)
+    registered = out / ANCHORED_REGISTRATION
+    rule = anchored_rule_lines(table, json.loads(registered.read_text())) if registered.is_file() else []
     shown = table.assign(mare=[f"{m:.1f} [{low:.1f}, {high:.1f}]" if m == m else "not fitted"
                                for m, low, high in zip(table["mare_pct"], table["mare_low"], table["mare_high"])])
     wide = shown.pivot(index="predictor", columns="teacher", values="mare").reset_index()
@@ -292,7 +323,7 @@ def control_anchored_lines(found: list[tuple[str, dict, dict]], out: Path) -> li
             "from the two narrowest students; only the other parameter is fitted on those two, for Eq. 3 and for the "
             "sceptic's curves alike (`hf_geokd.apps.zoo.control_anchored`). It needs the control run, the most "
             "expensive student. MARE % on the held-out students, median [low, high] over the SAE seeds.", "",
-            markdown_table(wide)]
+            markdown_table(wide), "", *rule]
 
 
 def exploratory_scores(out: Path, names: list[str]) -> pd.DataFrame:
