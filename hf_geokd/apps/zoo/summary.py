@@ -194,7 +194,7 @@ ZOO_BUDGET_HOURS = 6.0  # the goal for the whole shipped zoo on 2 CPU cores
 
 def budget_line(out: Path, teachers: list[ZooTeacher]) -> str:
     """The wall time recorded so far over every teacher and stage, against :data:`ZOO_BUDGET_HOURS`, naming the
-    stages whose time is unknown (run before timings were recorded) or not run yet."""
+    stages whose time is unknown (run before timings were recorded) or that have not finished yet."""
     known, untimed = 0.0, []
     for teacher in teachers:
         for stage, minutes in stage_minutes(out / teacher.name).items():
@@ -204,7 +204,7 @@ def budget_line(out: Path, teachers: list[ZooTeacher]) -> str:
                 known += minutes
     return (f"Wall time recorded so far: **{known / 60:.1f} hours** over every teacher and stage (budget: "
             f"{ZOO_BUDGET_HOURS:g} hours for the whole zoo on 2 CPU cores)"
-            + (f"; not included (untimed or not run yet): {', '.join(untimed)}." if untimed else "."))
+            + (f"; not included (untimed, or not finished yet): {', '.join(untimed)}." if untimed else "."))
 
 
 def write_zoo_summary(out: Path, teachers: list[ZooTeacher]) -> Path | None:
