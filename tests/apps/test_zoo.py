@@ -281,12 +281,12 @@ def test_the_teacher_report_names_what_each_model_carries_or_why_probing_failed(
 
 
 def test_eq3_with_b_from_the_control_against_a_hand_computation():
-    from hf_geokd.apps.zoo.control_anchored import CURVES, THEORY, _fixed_b, control_anchored_scores
+    from hf_geokd.apps.zoo.control_anchored import CURVES, THEORY, control_anchored_scores, fixed_b
     from hf_geokd.stats import FeatureStats
 
     # C by least squares with B = 0.1 fixed: (0.5 * 1.0 + 0.25 * 0.5) / (0.25 + 0.0625) = 2
-    assert _fixed_b(np.array([0.5, 0.25]), np.array([1.1, 0.6]), 0.1, np.array([0.1])) == pytest.approx([0.3])
-    assert _fixed_b(np.array([0.5, 0.25]), np.array([0.6, 1.1]), 1.0, np.array([0.1])) is None  # C <= 0
+    assert fixed_b(np.array([0.5, 0.25]), np.array([1.1, 0.6]), 0.1, np.array([0.1])) == pytest.approx([0.3])
+    assert fixed_b(np.array([0.5, 0.25]), np.array([0.6, 1.1]), 1.0, np.array([0.1])) is None  # C <= 0
     registration = {"control_width": 32, "calibration_widths": [4, 8], "predicted_widths": [16],
                     "ablation_floors": {"0": {"4": 0.5, "8": 0.25, "16": 0.1, "32": 0.0}}}
     scores = {"observed": {"4": 1.1, "8": 0.6, "16": 0.3, "32": 0.1}}

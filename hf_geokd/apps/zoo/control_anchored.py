@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ...calibration import fit_two_component
 from ...capacity import predicted_floor, quiet_capacity_warnings
 from ...stats import FeatureStats
 
@@ -29,10 +30,13 @@ THEORY = ("Eq. 2 (dt_signed, continuous) + Eq. 3, B from the control", "ablation
 CURVES = ("exponential a e^(-b d) + B", "power law a d^-gamma + B", "inverse width a / d + B")
 
 
-def _fixed_b(x_train: np.ndarray, y_train: np.ndarray, b: float, x_test: np.ndarray) -> np.ndarray | None:
-    """Eq. 3 with B given: C by least squares through the origin of (x, y - B); None when C <= 0."""
-    c = float(np.dot(x_train, y_train - b) / np.dot(x_train, x_train)) if np.dot(x_train, x_train) > 0 else 0.0
-    return None if c <= 0 else np.clip(c * x_test + b, 0.0, None)
+def fixed_b(x_train: np.ndarray, y_train: np.ndarray, b: float, x_test: np.ndarray) -> np.ndarray | None:
+    """Eq. 3 with B given (:func:`hf_geokd.fit_two_component` with ``baseline=b``) at ``x_test``; None where it
+    cannot be fitted (C <= 0, or every calibration floor predicted 0)."""
+    try:
+        return fit_two_component(x_train, y_train, baseline=b).predict(x_test)
+    except ValueError:
+        return None
 
 
 def curve_predictions(widths: np.ndarray, floors: np.ndarray, b: float, targets: np.ndarray) -> dict:
@@ -69,8 +73,8 @@ def control_anchored_scores(registration: dict, scores: dict, stats: dict[int, F
                                             normalize=True, kept_rule="continuous") for w in (*calibration, *targets)])
         ablated = np.array([ablation[str(int(w))] for w in (*calibration, *targets)])
         k = len(calibration)
-        theory = {THEORY[0]: _fixed_b(eq2[:k], cal_floors, b, eq2[k:]),
-                  THEORY[1]: _fixed_b(ablated[:k], cal_floors, b, ablated[k:])}
+        theory = {THEORY[0]: fixed_b(eq2[:k], cal_floors, b, eq2[k:]),
+                  THEORY[1]: fixed_b(ablated[:k], cal_floors, b, ablated[k:])}
         for name, predicted in {**theory, **curves}.items():
             if predicted is not None:
                 per_seed[name].append(100 * float(np.median(np.abs(predicted - truth) / truth)))
