@@ -25,6 +25,7 @@ import pandas as pd
 from ...calibration import fit_two_component
 from ...capacity import predicted_floor, quiet_capacity_warnings
 from ...stats import FeatureStats
+from .registration import mare_over_seeds
 
 THEORY = ("Eq. 2 (dt_signed, continuous) + Eq. 3, B from the control", "ablation floor + Eq. 3, B from the control")
 CURVES = ("exponential a e^(-b d) + B", "power law a d^-gamma + B", "inverse width a / d + B")
@@ -64,7 +65,7 @@ def control_anchored_scores(registration: dict, scores: dict, stats: dict[int, F
     targets = np.array(registration["predicted_widths"], float)
     cal_floors = np.array([observed[str(int(w))] for w in calibration])
     truth = np.array([observed[str(int(w))] for w in targets])
-    per_seed: dict[str, list[float]] = {name: [] for name in (*THEORY, *CURVES)}
+    per_seed: dict[str, list[np.ndarray]] = {name: [] for name in (*THEORY, *CURVES)}
     curves = curve_predictions(calibration, cal_floors, b, targets)
     for seed_key, ablation in registration["ablation_floors"].items():
         seed_stats = stats[int(seed_key)]
@@ -77,10 +78,9 @@ def control_anchored_scores(registration: dict, scores: dict, stats: dict[int, F
                   THEORY[1]: fixed_b(ablated[:k], cal_floors, b, ablated[k:])}
         for name, predicted in {**theory, **curves}.items():
             if predicted is not None:
-                per_seed[name].append(100 * float(np.median(np.abs(predicted - truth) / truth)))
-    rows = [{"predictor": name, "mare_pct": float(np.median(values)) if values else float("nan"),
-             "mare_low": min(values, default=float("nan")), "mare_high": max(values, default=float("nan")),
-             "seeds": len(values), "baseline": name in CURVES} for name, values in per_seed.items()]
+                per_seed[name].append(predicted)
+    rows = [{"predictor": name, **mare_over_seeds(predictions, truth), "seeds": len(predictions),
+             "baseline": name in CURVES} for name, predictions in per_seed.items()]
     return pd.DataFrame(rows).sort_values("mare_pct", kind="stable", na_position="last")
 
 

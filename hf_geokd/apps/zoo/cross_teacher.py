@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .registration import mare_over_seeds
+
 COLUMNS = {"ablation": "the ablation floor alone (the registered student-free predictor)",
            "rescaled": "the ablation floor x the other teachers' ratio r"}  # each with _mare, _low, _high
 
@@ -54,9 +56,9 @@ def leave_one_teacher_out(found: list[tuple[str, dict, dict]]) -> pd.DataFrame:
         truth = np.array([scores["observed"][width] for width in targets])
         row = {"teacher": name, "ratio_from_others": ratio}
         for label, scale in (("ablation", 1.0), ("rescaled", ratio)):
-            mares = [100 * float(np.median(np.abs(scale * np.array([floors[w] for w in targets]) - truth) / truth))
-                     for floors in registration["ablation_floors"].values()]
-            row.update({f"{label}_mare": float(np.median(mares)), f"{label}_low": min(mares),
-                        f"{label}_high": max(mares)})
+            mare = mare_over_seeds([scale * np.array([floors[w] for w in targets])
+                                    for floors in registration["ablation_floors"].values()], truth)
+            row.update({f"{label}_mare": mare["mare_pct"], f"{label}_low": mare["mare_low"],
+                        f"{label}_high": mare["mare_high"]})
         rows.append(row)
     return pd.DataFrame(rows)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from ...soft_floor import SHIPPED_SOFT_FLOOR
 from ...stats import FeatureStats
+from ...validate.metrics import point_metrics
 from ...validate.observations import Observations
 from ...validate.predictors import (
     SCEPTIC_BASELINES,
@@ -121,6 +122,17 @@ def summarise_seeds(per_seed: list[dict[str, list | None]], widths: list[int]) -
                                       "fitted_seeds": fitted_seeds}
                          for i, width in enumerate(widths)}
     return summary
+
+
+def mare_over_seeds(predicted_per_seed, observed) -> dict[str, float]:
+    """The MARE % (:func:`hf_geokd.validate.metrics.point_metrics`) of each seed's predictions against ``observed``,
+    and its median (``mare_pct``), lowest (``mare_low``) and highest (``mare_high``) over the seeds; NaN with no
+    seed."""
+    mares = [point_metrics(np.asarray(predicted, float), np.asarray(observed, float))["mare_pct"]
+             for predicted in predicted_per_seed]
+    if not mares:
+        return {"mare_pct": float("nan"), "mare_low": float("nan"), "mare_high": float("nan")}
+    return {"mare_pct": float(np.median(mares)), "mare_low": min(mares), "mare_high": max(mares)}
 
 
 def write_registration(folder: Path, teacher: ZooTeacher, content: dict[str, Any]) -> Path:

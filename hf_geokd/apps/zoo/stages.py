@@ -54,6 +54,7 @@ from ..pipeline import (
 from ..probe_stage import ProbeSettings, probe_students
 from .config import ZooTeacher, student_widths
 from .registration import (
+    mare_over_seeds,
     read_registration,
     seed_predictions,
     summarise_seeds,
@@ -223,16 +224,14 @@ def score_registered(registration: dict, observed: dict[int, float]) -> pd.DataF
     n_seeds = len(registration["saes"])
     rows = []
     for name, per_width in registration["predictions"].items():
-        per_seed = np.array([per_width[str(w)]["per_seed"] for w in targets])  # [widths, fitted seeds]
-        mares = 100 * np.median(np.abs(per_seed - truth[:, None]) / truth[:, None], axis=0)
-        rows.append({"predictor": name, "mare_pct": float(np.median(mares)), "mare_low": float(mares.min()),
-                     "mare_high": float(mares.max()), "seed_spread": float(mares.max() - mares.min()),
-                     "seeds": int(per_seed.shape[1]), "failed_seeds": n_seeds - int(per_seed.shape[1]),
+        per_seed = np.array([per_width[str(w)]["per_seed"] for w in targets]).T  # [fitted seeds, widths]
+        mare = mare_over_seeds(per_seed, truth)
+        rows.append({"predictor": name, **mare, "seed_spread": mare["mare_high"] - mare["mare_low"],
+                     "seeds": len(per_seed), "failed_seeds": n_seeds - len(per_seed),
                      "baseline": name in SCEPTIC_BASELINES})
     for name in registration.get("not_fitted") or []:
-        rows.append({"predictor": name, "mare_pct": float("nan"), "mare_low": float("nan"),
-                     "mare_high": float("nan"), "seed_spread": float("nan"), "seeds": 0, "failed_seeds": n_seeds,
-                     "baseline": name in SCEPTIC_BASELINES})
+        rows.append({"predictor": name, **mare_over_seeds([], truth), "seed_spread": float("nan"), "seeds": 0,
+                     "failed_seeds": n_seeds, "baseline": name in SCEPTIC_BASELINES})
     return pd.DataFrame(rows).sort_values("mare_pct", kind="stable", na_position="last")
 
 
