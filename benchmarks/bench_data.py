@@ -4,8 +4,8 @@ Data (each measurement in a fresh process, so that its peak RSS is its own): doc
 Wikipedia sample cut into ~2 KB documents and repeated until there are enough tokens, or random words with
 ``--corpus random``), a byte-level BPE of 4,096 tokens trained on them, blocks of 512 tokens.
 - streaming (``stream_token_blocks``) over ``--small-tokens`` and ``--large-tokens``: peak RSS ratio (goal: large
-  within 1.2x of small), tokens/s on one process against the 145,248 tokens/s a Pythia-410M distillation step
-  consumes on an H100 (32 x 512 tokens in 112.8 ms, the README's distillation benchmark), time to the first block;
+  within 1.2x of small), tokens/s on one process against the 18,156 tokens/s a Pythia-410M distillation step
+  consumes on an H100 (4 x 512 tokens in 112.8 ms, ``results/bench_distill_h100.txt``), time to the first block;
 - materialising (``load_token_blocks``, every block in memory before training) over the same token counts: the
   baseline for time to the first training step and peak RSS.
 
@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-H100_TOKENS_PER_SECOND = 32 * 512 / 0.1128  # README: Pythia-410M -> width-128 distillation step on an H100
+H100_TOKENS_PER_SECOND = 4 * 512 / 0.1128  # results/bench_distill_h100.txt: Pythia-410M -> width 128, 4 x 512 tokens
 BLOCK = 512
 
 
