@@ -215,7 +215,7 @@ ZOO_UNFINISHED = 3  # the exit status of `geokd zoo` stopped by --max-minutes: r
 
 
 def command_zoo(args: argparse.Namespace) -> int:
-    from .zoo import DeadlineReached, load_zoo, run_zoo  # Deferred: see command_toy
+    from .zoo import DeadlineReached, load_zoo, run_zoo, zoo_status  # Deferred: see command_toy
 
     check_folder_flag(args.out, "--out")
     if args.max_minutes is not None and not args.max_minutes > 0:
@@ -224,9 +224,18 @@ def command_zoo(args: argparse.Namespace) -> int:
         raise ValueError(f"--teachers {args.teachers} and --preset {args.preset}: pass one of them (a YAML file, or "
                          "a zoo shipped with hf-geokd).")
     teachers = load_zoo(args.teachers, args.preset)
+    if args.status:
+        if not Path(args.out).is_dir():
+            raise FileNotFoundError(f"--out {args.out} holds no zoo yet: pass the folder of a `geokd zoo` run.")
+        unknown = sorted(set(args.only or []) - {teacher.name for teacher in teachers})
+        if unknown:
+            raise ValueError(f"--only {unknown}: no such teacher in this zoo ({[t.name for t in teachers]}).")
+        print(markdown_table(zoo_status(args.out, [t for t in teachers if not args.only or t.name in args.only])))
+        return 0
     try:
         report = run_zoo(args.out, teachers, stage=args.stage, only=args.only, device=args.device,
-                         max_minutes=args.max_minutes, allow_uncommitted=args.allow_uncommitted)
+                         max_minutes=args.max_minutes, allow_uncommitted=args.allow_uncommitted,
+                         show_losses=args.show_losses)
     except DeadlineReached as stop:
         print(f"geokd zoo: {stop}; everything finished is saved: run the same command again to continue.")
         return ZOO_UNFINISHED
@@ -394,6 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
                           f"status is {ZOO_UNFINISHED}, and the next run continues")
     zoo.add_argument("--allow-uncommitted", action="store_true",
                      help="score registrations that version control does not hold yet (the reports say so)")
+    zoo.add_argument("--status", action="store_true",
+                     help="print where each teacher stands (stage, registration commit, students final, last "
+                          "checkpoint, hours) and exit: no floor or loss of an unscored teacher is shown")
+    zoo.add_argument("--show-losses", action="store_true",
+                     help="print the score stage's student losses as they train (by default its log lines leave "
+                          "them out, so that watching a registered run cannot reveal the floors it will score)")
     zoo.set_defaults(func=command_zoo)
 
     validate = commands.add_parser("validate", help="score floor predictors held out against measured floors")

@@ -28,6 +28,7 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data import blocks_dataset, causal_lm_collator, train_bpe_tokenizer
@@ -158,6 +159,32 @@ class _Deadline(TrainerCallback):
         return control
 
 
+class _WithoutMetrics:
+    """A log printer that leaves out every loss and metric: only the epoch, the tokens seen and the timings."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        shown = {key: value for key, value in (logs or {}).items()
+                 if key in ("epoch", "num_input_tokens_seen") or key.endswith(("runtime", "per_second"))}
+        return super().on_log(args, state, control, logs=shown, **kwargs)
+
+
+class _BlindProgress(_WithoutMetrics, ProgressCallback):
+    """Trainer's progress bar, its log lines without losses."""
+
+
+class _BlindPrinter(_WithoutMetrics, PrinterCallback):
+    """Trainer's log printer (``disable_tqdm``), without losses."""
+
+
+def hide_losses(trainer: Trainer) -> None:
+    """Replace the trainer's log printer by one that prints no loss or metric (the trainer state, its checkpoints
+    and every callback still get them all): a registered run can be watched without seeing the floors it is about
+    to score."""
+    for printer, blind in ((ProgressCallback, _BlindProgress), (PrinterCallback, _BlindPrinter)):
+        if trainer.pop_callback(printer) is not None:
+            trainer.add_callback(blind())
+
+
 def student_floor_file(folder: Path, width: int) -> Path:
     return folder / student_name(width) / FLOOR_FILE
 
@@ -176,12 +203,13 @@ def finished(floor_file: Path, max_steps: int) -> bool:
 
 def distil_students(folder: Path, teacher, teacher_dir: Path, train, test, widths: list[int],
                     settings: StudentSettings, dataset_name: str, deadline: float | None = None,
-                    survival_dir: Path | None = None) -> None:
+                    survival_dir: Path | None = None, show_losses: bool = True) -> None:
     """Distil every width of ``widths`` whose floor is not final, in one ``MultiStudentDistillationTrainer`` run
     (one teacher forward per batch for all), each stopped when it converges; write ``<folder>/w<width>/``, its
     ``floor.json`` and its model card (``dataset_name``: what the card says it was distilled on). A retrained
     student's survival result under ``survival_dir`` is removed (it described the old weights). Raises
-    :class:`DeadlineReached` when ``deadline`` stops the run first (a checkpoint is kept)."""
+    :class:`DeadlineReached` when ``deadline`` stops the run first (a checkpoint is kept). ``show_losses=False``
+    prints the run's log lines without any loss (:func:`hide_losses`)."""
     todo = [width for width in widths if not finished(student_floor_file(folder, width), settings.max_steps)]
     if not todo:
         return
@@ -204,6 +232,8 @@ def distil_students(folder: Path, teacher, teacher_dir: Path, train, test, width
     trainer = MultiStudentDistillationTrainer(model=students, teacher_model=teacher, args=args, train_dataset=train,
                                               eval_dataset=eval_set, data_collator=causal_lm_collator,
                                               callbacks=callbacks)
+    if not show_losses:
+        hide_losses(trainer)
     checkpoint = get_last_checkpoint(str(folder)) if folder.is_dir() else None
     trainer.train(resume_from_checkpoint=checkpoint)
     if deadline is not None and callbacks[-1].reached and trainer.state.global_step < settings.max_steps:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from hf_geokd.apps.cli import main
-from hf_geokd.apps.zoo import DeadlineReached, ZooTeacher, load_zoo, run_zoo, student_widths
+from hf_geokd.apps.zoo import DeadlineReached, ZooTeacher, load_zoo, run_zoo, student_widths, zoo_status
 from hf_geokd.apps.zoo.registration import registration_commit, write_registration
 
 TINY = {"vocab_size": 256, "block_size": 32, "hidden": 16, "layers": 2, "heads": 4, "teacher_steps": 6,
@@ -173,14 +173,19 @@ def test_scoring_needs_the_registration_committed_as_it_is(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_tiny_zoo_stops_at_its_time_limit_continues_and_scores(tmp_path, wheel_cache):
+def test_a_tiny_zoo_stops_at_its_time_limit_continues_and_scores(tmp_path, wheel_cache, capsys):
     teachers = load_zoo(write_zoo(tmp_path / "zoo.yaml", [{"name": "tiny"}], defaults=TINY))
     out = tmp_path / "zoo"
     with pytest.raises(DeadlineReached, match="time limit reached"):  # stops in the first student run
         run_zoo(out, teachers, stage="predict", cache_dir=wheel_cache, max_minutes=1e-6)
     assert not (out / "tiny" / "registration.json").exists()
     assert list((out / "tiny" / "students").glob("checkpoint-*"))
+    assert zoo_status(out, teachers).loc[0, "stage"] == "predict"
     assert run_zoo(out, teachers, stage="predict", cache_dir=wheel_cache) is None  # registered, nothing scored
+    assert "_kl'" in capsys.readouterr().out  # the calibration students' losses are printed: they are registered
+    status = zoo_status(out, teachers).loc[0]
+    assert (status["stage"], status["students final"], status["registration"]) == (
+        "registered", "0 of 2", "no version control")
     registration = json.loads((out / "tiny" / "registration.json").read_text())
     written = (out / "tiny" / "registration.json").read_bytes()
     assert registration["calibration_widths"] == [4, 8] and registration["predicted_widths"] == [12]
@@ -194,7 +199,11 @@ def test_a_tiny_zoo_stops_at_its_time_limit_continues_and_scores(tmp_path, wheel
     assert (primary in registration["predictions"]) != (primary in registration["not_fitted"])
     assert not (out / "tiny" / "students" / "w12").exists()  # nothing it predicts was trained before it
     report = run_zoo(out, teachers, stage="score", cache_dir=wheel_cache, allow_uncommitted=True)
+    printed = capsys.readouterr().out
+    assert "'epoch'" in printed and "_kl'" not in printed and "loss'" not in printed  # the score stage is blind
     assert (out / "tiny" / "registration.json").read_bytes() == written
+    status = zoo_status(out, teachers).loc[0]
+    assert (status["stage"], status["students final"]) == ("scored", "2 of 2")
     scores = json.loads((out / "tiny" / "scores.json").read_text())
     assert {row["predictor"] for row in scores["scores"]} >= {"ablation floor (no student)",
                                                                "exponential a e^(-b d) (+ c)"}

@@ -21,23 +21,25 @@ from ..pipeline import DeadlineReached, claim_folder
 from .config import ZooTeacher, load_zoo, student_widths
 from .registration import read_registration, registration_commit, registration_digest
 from .stages import deadline_after, pick_device, predict_stage, prepare, score_stage
+from .status import zoo_status
 from .summary import write_teacher_report, write_zoo_summary
 
 STAGES = ("predict", "score", "all")
 
-__all__ = ["STAGES", "DeadlineReached", "ZooTeacher", "load_zoo", "run_zoo", "student_widths"]
+__all__ = ["STAGES", "DeadlineReached", "ZooTeacher", "load_zoo", "run_zoo", "student_widths", "zoo_status"]
 
 
 def run_zoo(out: str | Path, teachers: list[ZooTeacher], stage: str = "all", only: list[str] | None = None,
             cache_dir: str | Path = ".cache/hf-geokd", device: str | None = None, max_minutes: float | None = None,
-            allow_uncommitted: bool = False) -> Path | None:
+            allow_uncommitted: bool = False, show_losses: bool = False) -> Path | None:
     """Run ``stage`` for each teacher (``only``: these names), then write the zoo's summary; return its path (None
     when no teacher has been scored yet). Raises :class:`~hf_geokd.apps.pipeline.DeadlineReached` when
     ``max_minutes`` runs out (everything finished so far is kept).
 
     The score stage of a teacher runs only on a registration that version control holds as it is (unless
     ``allow_uncommitted``, which the report then states), so that no prediction can change after its students are
-    seen.
+    seen; it prints its students' log lines without losses unless ``show_losses`` (their floors are for the
+    scores to reveal, not the console; :func:`.status.zoo_status` shows progress blind).
     """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}.")
@@ -72,7 +74,7 @@ def run_zoo(out: str | Path, teachers: list[ZooTeacher], stage: str = "all", onl
                       "checked": "uncommitted allowed" if allow_uncommitted else
                       "committed" if commit else "not under version control"}
         with _timed(folder, "score", device):
-            result = score_stage(run, registration, provenance)
+            result = score_stage(run, registration, provenance, show_losses)
             write_teacher_report(run, registration, result)
     return write_zoo_summary(out, teachers)
 

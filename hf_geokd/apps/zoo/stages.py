@@ -88,10 +88,10 @@ class TeacherRun:
     def sae_dir(self, seed: int) -> Path:
         return self.folder / "sae" / f"seed{seed}" / self.teacher.hook_name
 
-    def distil(self, widths: list[int]) -> None:
+    def distil(self, widths: list[int], show_losses: bool = True) -> None:
         distil_students(self.folder / "students", self.model, self.folder / "teacher", self.train, self.test, widths,
                         self.students, CORPORA[self.teacher.corpus], deadline=self.deadline,
-                        survival_dir=self.folder / "survival")
+                        survival_dir=self.folder / "survival", show_losses=show_losses)
 
     def parameters(self, width: int) -> int:
         """A width-``width`` student's parameter count (built, not trained)."""
@@ -235,14 +235,15 @@ def score_registered(registration: dict, observed: dict[int, float]) -> pd.DataF
     return pd.DataFrame(rows).sort_values("mare_pct", kind="stable", na_position="last")
 
 
-def score_stage(run: TeacherRun, registration: dict, provenance: dict) -> dict:
-    """Train the registered students that are not trained yet (with the registered settings), then score every
-    registered prediction against the observed floors (:func:`score_registered`) and write ``scores.json`` with the
-    registration's digest and commit (``provenance``)."""
+def score_stage(run: TeacherRun, registration: dict, provenance: dict, show_losses: bool = False) -> dict:
+    """Train the registered students that are not trained yet (with the registered settings; their log lines
+    without losses unless ``show_losses``), then score every registered prediction against the observed floors
+    (:func:`score_registered`) and write ``scores.json`` with the registration's digest and commit
+    (``provenance``)."""
     t = run.teacher
     check_registered_settings(run, registration)
     all_widths = [*registration["widths"], registration["control_width"]]
-    run.distil(all_widths)
+    run.distil(all_widths, show_losses=show_losses)
     students, curves = student_table(run.folder / "students", all_widths, run.students, len(run.train))
     observed = dict(zip(students["width"].astype(int), students["observed_floor"]))
     scores = score_registered(registration, observed)
