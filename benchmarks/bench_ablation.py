@@ -1,10 +1,12 @@
 """Benchmark: the ablation floor pass (8 student widths at once) against a bare teacher forward over the same tokens.
 
 The teacher is a randomly initialised Pythia-shaped GPTNeoX (default: the demo's shape, width 128, 4 layers, vocab
-4,096, 128-token blocks); the SAE (8x, ReLU) reads the residual stream after block 2. Both sides see the same
-batches. The bare forward is ``model(input_ids).logits``; the ablation pass runs the teacher to the hook once, copies
-the batch there (the teacher, the splice reference and one copy per width), runs the rest of the teacher on every
-copy, and computes each copy's T^2 KL against the teacher in chunks. Goal (issue #23): <= 3x the bare forward.
+4,096, 128-token blocks); the SAE (8x; ``--sae relu``: random ReLU latents, about a third of them active, the dense
+removal path; ``--sae topk``: top-k with k = 16 as the demo's, the sparse one) reads the residual stream after block
+2. Both sides see the same batches. The bare forward is ``model(input_ids).logits``; the ablation pass runs the
+teacher to the hook once, copies the batch there (the teacher, the splice reference and one copy per width), runs the
+rest of the teacher on every copy, and computes each copy's T^2 KL against the teacher in chunks. Goal (issue #23): <=
+3x the bare forward.
 
 The FLOP ratio: with P the FLOPs per token before the hook, S after it (blocks and lm_head), the pass costs
 P + (W + 2) S + the SAE and the KL soft-maxes, the bare forward P + S; for W = 8 widths that is (P + 10 S) / (P + S)
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
+from unittest import mock
 
 import torch
 from bench_stats import make_sae
@@ -46,6 +49,8 @@ class AblationTimes:
     widths: int
     tokens: int
     shape: str
+    sae_kind: str = "relu"
+    dense_decode: float | None = None  # the pass with every width's removal decoded densely at once (the baseline)
 
     @property
     def ratio(self) -> float:
@@ -61,15 +66,27 @@ def flop_ratio(vocab: int, hidden: int, layers: int, block: int, hooked: int, co
     return (before + copies * after) / (before + after)
 
 
+def make_topk_sae(d_in: int, d_sae: int, k: int, hook_name: str, device: torch.device):
+    """A top-k SAE with the same random weights as :func:`bench_stats.make_sae`'s ReLU one."""
+    from sae_lens import TopKSAE, TopKSAEConfig
+
+    relu = make_sae(d_in, d_sae, hook_name, device)
+    sae = TopKSAE(TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=k, device=str(device)))
+    sae.load_state_dict(relu.state_dict())
+    sae.cfg.metadata.hook_name = hook_name
+    return sae.to(device)
+
+
 def ablation_times(shape: str, n_widths: int, tokens: int, device: torch.device, batch_size: int = 8,
-                   repeats: int = 2) -> AblationTimes:
+                   repeats: int = 2, sae_kind: str = "relu") -> AblationTimes:
     """Time the ablation pass at ``n_widths`` widths (all of which drop latents) and the bare forward."""
     vocab, hidden, layers, heads, block, hooked = SHAPES[shape]
     torch.manual_seed(0)
     model = GPTNeoXForCausalLM(pythia_like_config(vocab, hidden, layers, heads, max_position_embeddings=block))
     model = model.to(device).eval()
     hook = f"gpt_neox.layers.{hooked}"
-    sae = make_sae(hidden, 8 * hidden, hook, device)
+    sae = (make_sae(hidden, 8 * hidden, hook, device) if sae_kind == "relu"
+           else make_topk_sae(hidden, 8 * hidden, 16, hook, device))
     rows = torch.randint(0, vocab, (max(1, tokens // block), block), generator=torch.Generator().manual_seed(1))
     dataset = [{"input_ids": row.tolist()} for row in rows]
     # statistics by construction: every latent alive, ranked by index, alpha such that d* is far above the widths
@@ -97,8 +114,15 @@ def ablation_times(shape: str, n_widths: int, tokens: int, device: torch.device,
     forward(), ablation()  # warm-up
     bare = min(forward() for _ in range(repeats))
     ablated = min(ablation() for _ in range(repeats))
+    with mock.patch("hf_geokd.sae.ablation.removed_contributions", dense_removed_contributions):
+        dense = min(ablation() for _ in range(repeats))
     return AblationTimes(ablated, bare, flop_ratio(vocab, hidden, layers, block, hooked, n_widths + 2), n_widths,
-                         positions, shape)
+                         positions, shape, sae_kind, dense)
+
+
+def dense_removed_contributions(z: torch.Tensor, weights: torch.Tensor, decoder: torch.Tensor) -> torch.Tensor:
+    """The baseline: every latent of every width decoded at once, through a [W, ..., d_sae] tensor."""
+    return (z * weights.view(weights.shape[0], *[1] * (z.dim() - 2), z.shape[-1])) @ decoder
 
 
 def _sync(device: torch.device) -> None:
@@ -108,11 +132,14 @@ def _sync(device: torch.device) -> None:
 
 def describe(times: AblationTimes) -> list[str]:
     vocab, hidden, layers, _, block, hooked = SHAPES[times.shape]
-    return [f"{times.shape}: teacher {hidden} x {layers} layers, vocab {vocab}, blocks of {block}, SAE 8x at "
-            f"gpt_neox.layers.{hooked}; {times.tokens:,} positions, {times.widths} widths",
+    return [f"{times.shape}: teacher {hidden} x {layers} layers, vocab {vocab}, blocks of {block}, "
+            f"{times.sae_kind} SAE 8x at gpt_neox.layers.{hooked}; {times.tokens:,} positions, {times.widths} widths",
             f"  bare teacher forward:          {times.forward:8.3f} s",
             f"  ablation pass ({times.widths} widths):     {times.ablation:8.3f} s   ratio {times.ratio:5.2f}   "
-            f"(goal <= 3; FLOP ratio (P + {times.widths + 2} S) / (P + S) = {times.flop_ratio:.2f})"]
+            f"(goal <= 3; FLOP ratio (P + {times.widths + 2} S) / (P + S) = {times.flop_ratio:.2f})",
+            f"  the same, every width's removal decoded densely at once (the baseline): {times.dense_decode:8.3f} s, "
+            f"ratio {times.dense_decode / times.forward:5.2f}; active-latent decoding / dense "
+            f"{times.ablation / times.dense_decode:.3f}"]
 
 
 def main() -> None:
@@ -121,9 +148,12 @@ def main() -> None:
     parser.add_argument("--widths", type=int, default=8)
     parser.add_argument("--shapes", nargs="+", default=["demo"], choices=sorted(SHAPES))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--sae", nargs="+", default=["relu"], choices=("relu", "topk"))
     args = parser.parse_args()
     for shape in args.shapes:
-        print("\n".join(describe(ablation_times(shape, args.widths, args.tokens, torch.device(args.device)))))
+        for kind in args.sae:
+            print("\n".join(describe(ablation_times(shape, args.widths, args.tokens, torch.device(args.device),
+                                                     sae_kind=kind))))
 
 
 if __name__ == "__main__":

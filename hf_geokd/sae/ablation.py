@@ -16,8 +16,10 @@ One streaming pass serves every width: the teacher runs to the hook once per bat
 (the teacher itself, the splice reference and one copy per width that drops anything) and the rest of the teacher
 runs on all copies at once; the KL of every copy against the teacher shares one soft-max of the teacher per chunk of
 tokens (:func:`hf_geokd.distill.kl.multi_student_distillation_loss`). A width past d* drops nothing: its floor is 0
-exactly and costs nothing. Several SAEs at several hooks are ablated together: the batch is copied at the first hook
-the forward reaches, and each later hook removes, in each copy, that copy's own latents beyond the same width's cut.
+exactly and costs nothing. A sparse SAE's removals decode only each position's active latents
+(:func:`removed_contributions`). Several SAEs at several hooks are ablated together: the batch is copied at the first
+hook the forward reaches, and each later hook removes, in each copy, that copy's own latents beyond the same width's
+cut.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .tl_hooks import HookPoint
 
 ROUNDING = 1e-6  # a per-token KL this far below 0 is float rounding, set to 0 (AblationFloors refuses anything lower)
 BATCH_AGNOSTIC_ATTENTION = ("sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+SPARSE_SHARE = 4  # decode only the active latents when every position has at most d_sae / SPARSE_SHARE of them
 
 
 def removal_weights(stats: FeatureStats, d_sae: int, widths: Sequence[int], kind: CapacityKind = "dt_signed",
@@ -110,16 +113,42 @@ class _Site:
         source = x if expand else x.view(copies, batch, *x.shape[1:])
         z, processed = self.encode(source if expand else source[1:])
         if expand:
-            width_z = z.unsqueeze(0) * self.weights.view(-1, 1, 1, z.shape[-1])
-            splice_z, splice_in, base = z, processed, x.unsqueeze(0)
+            width_z, splice_z, splice_in, base = z.unsqueeze(0), z, processed, x.unsqueeze(0)
         else:
-            width_z = z[1:] * self.weights.view(-1, 1, 1, z.shape[-1])
-            splice_z, splice_in, base = z[0], processed[0], source[1:]
+            width_z, splice_z, splice_in, base = z[1:], z[0], processed[0], source[1:]
         error = splice_in - self.sae.decode(splice_z)
-        removed = torch.cat([error.unsqueeze(0), width_z @ self.sae.W_dec], 0)
+        removed = torch.cat([error.unsqueeze(0), removed_contributions(width_z, self.weights, self.sae.W_dec)], 0)
         ablated = base - self.to_raw(removed).to(x.dtype)
         teacher = x if expand else source[0]
         return torch.cat([teacher.unsqueeze(0), ablated], 0).reshape(copies * batch, *x.shape[1:])
+
+
+def removed_contributions(z: torch.Tensor, weights: torch.Tensor, decoder: torch.Tensor) -> torch.Tensor:
+    """[W, ..., d]: for each row w of ``weights`` [W, d_sae], sum_i m_{w,i} z_i W_dec,i, with ``z`` [W or 1, ...,
+    d_sae] (one row of latents per width, or one shared by all) and ``decoder`` W_dec [d_sae, d].
+
+    When at most 1 / :data:`SPARSE_SHARE` of the latents are active at every position (top-k, batch-top-k and most
+    trained SAEs), only the active ones are decoded (``embedding_bag`` over each position's L0 latents: W L0 d
+    multiply-adds per position instead of W d_sae d); otherwise one width at a time, so that no [W, ..., d_sae]
+    tensor is ever made.
+    """
+    active = int((z != 0).sum(-1).max()) if z.numel() else 0
+    if active == 0 or weights.shape[0] == 0:  # nothing to remove, or no width that removes anything
+        return z.new_zeros(weights.shape[0], *z.shape[1:-1], decoder.shape[1])
+    rows = []
+    if active * SPARSE_SHARE > z.shape[-1]:
+        for row, weight in enumerate(weights):
+            rows.append((z[row if z.shape[0] > 1 else 0] * weight) @ decoder)
+        return torch.stack(rows)
+    index = z.abs().topk(active, dim=-1).indices  # each position's active latents (and zeros where it has fewer)
+    values = z.gather(-1, index)
+    for row, weight in enumerate(weights):
+        pick = row if z.shape[0] > 1 else 0
+        bags = torch.nn.functional.embedding_bag(index[pick].reshape(-1, active), decoder, mode="sum",
+                                                 per_sample_weights=(values[pick] * weight[index[pick]])
+                                                 .reshape(-1, active))
+        rows.append(bags.view(*z.shape[1:-1], decoder.shape[1]))
+    return torch.stack(rows)
 
 
 def _install(model: torch.nn.Module, site: _Site, copies: int, batch: list[int]):

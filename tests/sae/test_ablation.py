@@ -233,3 +233,42 @@ def test_ablation_floors_round_trip_and_refuse_damage(tmp_path):
     with pytest.raises(ValueError, match="one kl, ce and kept value per width"):
         AblationFloors(widths=[4], kl=[0.5, 0.1], ce=[3.0], kept=[1.0], splice_kl=0.0, splice_ce=0.0, teacher_ce=0.0,
                        temperature=2.0, n_tokens=1, capacity_kind="info", kept_rule="floor", hooks=[])
+
+
+@pytest.mark.parametrize("active, shared", [(3, True), (3, False), (0, True), (40, True), (40, False)])
+def test_removed_contributions_equal_the_dense_product(active, shared):
+    """Sparse latents (3 of 64 active per position) are decoded through their active ones only, dense ones (40 of
+    64) one width at a time: both equal sum_i m_{w,i} z_i W_dec,i computed densely, for latents shared by every
+    width or one row per width (a later hook's copies), and no latent active at all gives 0."""
+    from hf_geokd.sae.ablation import removed_contributions
+
+    generator = torch.Generator().manual_seed(7)
+    widths, d_sae, d = 3, 64, 8
+    z = torch.randn(1 if shared else widths, 5, 6, d_sae, generator=generator)
+    keep = z.abs().argsort(-1, descending=True).argsort(-1) < active  # `active` latents per position
+    z = torch.where(keep, z, torch.zeros(()))
+    weights = torch.rand(widths, d_sae, generator=generator)
+    decoder = torch.randn(d_sae, d, generator=generator)
+    dense = (z * weights.view(widths, 1, 1, d_sae)) @ decoder
+    removed = removed_contributions(z, weights, decoder)
+    assert removed.shape == (widths, 5, 6, d)
+    assert torch.allclose(removed, dense, atol=1e-5)
+    assert removed_contributions(z, weights[:0], decoder).shape == (0, 5, 6, d)  # every width past d*: no copy
+
+
+def test_a_top_k_sae_ablates_through_its_active_latents_as_by_hand(neox):
+    """A top-k SAE (k = 2 of 64 latents: the sparse path) cut by the ranking gives the floor of removing its dropped
+    latents by hand."""
+    from sae_lens import TopKSAE, TopKSAEConfig
+
+    hook = "gpt_neox.layers.0"
+    torch.manual_seed(8)
+    sae = TopKSAE(TopKSAEConfig(d_in=D, d_sae=4 * D, k=2, metadata=SAEMetadata(hook_name=hook)))
+    stats = stats_of(sae, neox)
+    rank = int(1.0 / (1.0 - stats.alpha))
+    dropped = stats.latents[rank:]
+    floors = measure_ablation_floors(sae, neox, ROWS, [1], stats=stats, n_tokens=N_POSITIONS, capacity_kind="info",
+                                     progress=False)
+    expected = hand_floor(neox, [(hook, "output", lambda x: x - sae.encode(x)[..., dropped] @ sae.W_dec[dropped])])
+    assert 0 < rank < stats.n_features
+    assert floors.kl[0] == pytest.approx(expected, rel=1e-5)
