@@ -215,7 +215,7 @@ ZOO_UNFINISHED = 3  # the exit status of `geokd zoo` stopped by --max-minutes: r
 
 
 def command_zoo(args: argparse.Namespace) -> int:
-    from .zoo import DeadlineReached, load_zoo, run_zoo, zoo_status  # Deferred: see command_toy
+    from .zoo import DeadlineReached, load_zoo, run_zoo, select_teachers, zoo_status  # Deferred: see command_toy
 
     check_folder_flag(args.out, "--out")
     if args.max_minutes is not None and not args.max_minutes > 0:
@@ -227,10 +227,7 @@ def command_zoo(args: argparse.Namespace) -> int:
     if args.status:
         if not Path(args.out).is_dir():
             raise FileNotFoundError(f"--out {args.out} holds no zoo yet: pass the folder of a `geokd zoo` run.")
-        unknown = sorted(set(args.only or []) - {teacher.name for teacher in teachers})
-        if unknown:
-            raise ValueError(f"--only {unknown}: no such teacher in this zoo ({[t.name for t in teachers]}).")
-        print(markdown_table(zoo_status(args.out, [t for t in teachers if not args.only or t.name in args.only])))
+        print(markdown_table(zoo_status(args.out, select_teachers(teachers, args.only))))
         return 0
     try:
         report = run_zoo(args.out, teachers, stage=args.stage, only=args.only, device=args.device,

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..pipeline import DeadlineReached, claim_folder
-from .config import ZooTeacher, load_zoo, student_widths
+from .config import ZooTeacher, load_zoo, select_teachers, student_widths
 from .registration import read_registration, registration_commit, registration_digest
 from .stages import deadline_after, pick_device, predict_stage, prepare, score_stage
 from .status import zoo_status
@@ -26,7 +26,8 @@ from .summary import write_teacher_report, write_zoo_summary
 
 STAGES = ("predict", "score", "all")
 
-__all__ = ["STAGES", "DeadlineReached", "ZooTeacher", "load_zoo", "run_zoo", "student_widths", "zoo_status"]
+__all__ = ["STAGES", "DeadlineReached", "ZooTeacher", "load_zoo", "run_zoo", "select_teachers", "student_widths",
+           "zoo_status"]
 
 
 def run_zoo(out: str | Path, teachers: list[ZooTeacher], stage: str = "all", only: list[str] | None = None,
@@ -43,22 +44,12 @@ def run_zoo(out: str | Path, teachers: list[ZooTeacher], stage: str = "all", onl
     """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}.")
-    if not teachers or not all(isinstance(teacher, ZooTeacher) for teacher in teachers):
-        raise ValueError("teachers must be a non-empty list of ZooTeacher (hf_geokd.apps.zoo.load_zoo reads a YAML "
-                         "file into one).")
-    if isinstance(only, str):
-        raise ValueError(f"only must be a list of teacher names, got the string {only!r}: pass [{only!r}].")
-    names = [teacher.name for teacher in teachers]
-    unknown = sorted(set(only or []) - set(names))
-    if unknown:
-        raise ValueError(f"--only {unknown}: no such teacher in this zoo ({names}).")
+    selected = select_teachers(teachers, only)
     device = pick_device(device)  # before the folder is claimed: a refusal leaves nothing behind
     out = Path(out)
     claim_folder(out, "zoo")
     deadline = deadline_after(max_minutes)
-    for teacher in teachers:
-        if only and teacher.name not in only:
-            continue
+    for teacher in selected:
         folder = out / teacher.name
         print(f"[zoo] {teacher.name}: {stage}", flush=True)
         with _timed(folder, "predict", device):

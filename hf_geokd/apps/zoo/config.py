@@ -196,6 +196,21 @@ def student_widths(d_star: float, hidden: int) -> list[int]:
     return sorted(widths)
 
 
+def select_teachers(teachers: list[ZooTeacher], only: list[str] | None) -> list[ZooTeacher]:
+    """The teachers named in ``only`` (all when None or empty), in the zoo's order; a name not in the zoo, or a bare
+    string, is an error."""
+    if not teachers or not all(isinstance(teacher, ZooTeacher) for teacher in teachers):
+        raise ValueError("teachers must be a non-empty list of ZooTeacher (hf_geokd.apps.zoo.load_zoo reads a YAML "
+                         "file into one).")
+    if isinstance(only, str):
+        raise ValueError(f"only must be a list of teacher names, got the string {only!r}: pass [{only!r}].")
+    names = [teacher.name for teacher in teachers]
+    unknown = sorted(set(only or []) - set(names))
+    if unknown:
+        raise ValueError(f"--only {unknown}: no such teacher in this zoo ({names}).")
+    return [teacher for teacher in teachers if not only or teacher.name in only]
+
+
 def load_zoo(source: str | Path | None = None, preset: str = "shipped") -> list[ZooTeacher]:
     """The teachers of a zoo YAML file (``source``), or of a preset shipped with hf-geokd (``shipped``: the
     registered zoo; ``smoke``: two tiny teachers for tests). Each entry is ``defaults`` updated with its own keys;

@@ -23,9 +23,9 @@ CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
 def zoo_status(out: str | Path, teachers: list[ZooTeacher]) -> pd.DataFrame:
     """One row per teacher: its stage (``not started``, ``predict``, ``registered``, ``score``, ``scored``), the
-    registration's commit, how many of the students it registered have a final floor (and how many of those
-    converged), the student run's last checkpoint step of the step limit, the registered primary's MARE once scored,
-    and the hours its invocations recorded (``timings.json``)."""
+    registration's commit, how many of the students its score stage trains (the predicted widths and the control)
+    have a final floor (and how many of those converged), the student run's last checkpoint step of the step limit,
+    the registered primary's MARE once scored, and the hours its invocations recorded (``timings.json``)."""
     return pd.DataFrame([_teacher_status(Path(out) / teacher.name, teacher) for teacher in teachers])
 
 
