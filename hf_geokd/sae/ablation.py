@@ -135,15 +135,16 @@ def removed_contributions(z: torch.Tensor, weights: torch.Tensor, decoder: torch
     active = int((z != 0).sum(-1).max()) if z.numel() else 0
     if active == 0 or weights.shape[0] == 0:  # nothing to remove, or no width that removes anything
         return z.new_zeros(weights.shape[0], *z.shape[1:-1], decoder.shape[1])
+    sparse = active * SPARSE_SHARE <= z.shape[-1]
+    if sparse:  # each position's active latents (and zeros where it has fewer)
+        index = z.abs().topk(active, dim=-1).indices
+        values = z.gather(-1, index)
     rows = []
-    if active * SPARSE_SHARE > z.shape[-1]:
-        for row, weight in enumerate(weights):
-            rows.append((z[row if z.shape[0] > 1 else 0] * weight) @ decoder)
-        return torch.stack(rows)
-    index = z.abs().topk(active, dim=-1).indices  # each position's active latents (and zeros where it has fewer)
-    values = z.gather(-1, index)
     for row, weight in enumerate(weights):
         pick = row if z.shape[0] > 1 else 0
+        if not sparse:
+            rows.append((z[pick] * weight) @ decoder)
+            continue
         bags = torch.nn.functional.embedding_bag(index[pick].reshape(-1, active), decoder, mode="sum",
                                                  per_sample_weights=(values[pick] * weight[index[pick]])
                                                  .reshape(-1, active))

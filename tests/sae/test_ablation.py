@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from sae_lens import StandardSAE, StandardSAEConfig
+from sae_lens import StandardSAE, StandardSAEConfig, TopKSAE, TopKSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 from tl_reference import VOCAB, D, tiny_model
 
@@ -101,16 +101,25 @@ def test_removing_every_latent_subtracts_every_decoder_contribution(neox):
     assert floors.splice_kl == pytest.approx(splice, rel=1e-5)
 
 
-def test_the_cut_follows_the_importance_ranking(neox):
-    """At width 1 under the info kind the kept rank is 1/p: the latents ranked beyond it, and only they, go."""
-    hook = "gpt_neox.layers.1"
-    sae = random_sae(hook, seed=1)
+def top_k_sae(hook_name: str) -> TopKSAE:
+    """A top-k SAE (k = 2 of 4 D latents): its removals take the sparse path (only the active latents decoded)."""
+    torch.manual_seed(8)
+    return TopKSAE(TopKSAEConfig(d_in=D, d_sae=4 * D, k=2, metadata=SAEMetadata(hook_name=hook_name)))
+
+
+@pytest.mark.parametrize("hook, make_sae", [("gpt_neox.layers.1", lambda hook: random_sae(hook, seed=1)),
+                                            ("gpt_neox.layers.0", top_k_sae)], ids=["relu", "top-k"])
+def test_the_cut_follows_the_importance_ranking(neox, hook, make_sae):
+    """At width 1 under the info kind the kept rank is 1/p: the latents ranked beyond it, and only they, go (a ReLU
+    SAE through the dense removal, a top-k SAE through its active latents only)."""
+    sae = make_sae(hook)
     stats = stats_of(sae, neox)
     rank = int(1.0 / (1.0 - stats.alpha))
     dropped = stats.latents[rank:]
     floors = measure_ablation_floors(sae, neox, ROWS, [1], stats=stats, n_tokens=N_POSITIONS, capacity_kind="info",
                                      progress=False)
     expected = hand_floor(neox, [(hook, "output", lambda x: x - sae.encode(x)[..., dropped] @ sae.W_dec[dropped])])
+    assert 0 < rank < stats.n_features
     assert floors.kept == [pytest.approx(rank)]
     assert floors.kl[0] == pytest.approx(expected, rel=1e-5)
 
@@ -254,21 +263,3 @@ def test_removed_contributions_equal_the_dense_product(active, shared):
     assert removed.shape == (widths, 5, 6, d)
     assert torch.allclose(removed, dense, atol=1e-5)
     assert removed_contributions(z, weights[:0], decoder).shape == (0, 5, 6, d)  # every width past d*: no copy
-
-
-def test_a_top_k_sae_ablates_through_its_active_latents_as_by_hand(neox):
-    """A top-k SAE (k = 2 of 64 latents: the sparse path) cut by the ranking gives the floor of removing its dropped
-    latents by hand."""
-    from sae_lens import TopKSAE, TopKSAEConfig
-
-    hook = "gpt_neox.layers.0"
-    torch.manual_seed(8)
-    sae = TopKSAE(TopKSAEConfig(d_in=D, d_sae=4 * D, k=2, metadata=SAEMetadata(hook_name=hook)))
-    stats = stats_of(sae, neox)
-    rank = int(1.0 / (1.0 - stats.alpha))
-    dropped = stats.latents[rank:]
-    floors = measure_ablation_floors(sae, neox, ROWS, [1], stats=stats, n_tokens=N_POSITIONS, capacity_kind="info",
-                                     progress=False)
-    expected = hand_floor(neox, [(hook, "output", lambda x: x - sae.encode(x)[..., dropped] @ sae.W_dec[dropped])])
-    assert 0 < rank < stats.n_features
-    assert floors.kl[0] == pytest.approx(expected, rel=1e-5)
