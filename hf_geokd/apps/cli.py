@@ -442,10 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # a StopRequested says what it saved
         if args.debug:
             raise
-        print(f"\ngeokd {args.command}: interrupted", file=sys.stderr)
+        print(f"\ngeokd {args.command}: interrupted" + (f": {stop}" if str(stop) else ""), file=sys.stderr)
         return 130
     except (ValueError, OSError) as error:  # OSError: missing, misplaced or unreadable files, Hub errors
         if args.debug:

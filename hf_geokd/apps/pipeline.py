@@ -6,14 +6,19 @@ survival of each student (``survival/d_S=<width>/``).
 
 A stage whose output exists is read, not run again. A student that did not converge is trained again from its start
 when a later invocation allows more steps (the same steps repeat exactly, then it goes on); its survival, measured on
-the weights it had, is then removed so that it is measured again. An invocation may be given a deadline: the student
-run then saves a checkpoint and stops, and the next invocation resumes from it.
+the weights it had, is then removed so that it is measured again. An invocation may be given a deadline, and may be
+stopped with Ctrl-C (SIGINT) or SIGTERM: the student run then saves a checkpoint at the end of the step and stops, and
+the next invocation resumes from it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +55,11 @@ RUN_MARKER = "geokd_run.json"
 
 class DeadlineReached(Exception):
     """An invocation's time limit passed: what is done is saved, the next invocation continues from it."""
+
+
+class StopRequested(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM stopped an invocation: what is done is saved, the next invocation continues from
+    it. A ``KeyboardInterrupt``, so that whatever stops on Ctrl-C stops on it."""
 
 
 def claim_folder(out: Path, kind: str) -> None:
@@ -146,16 +156,40 @@ class StudentSettings:
         return self.teacher_heads if width % self.teacher_heads == 0 else 1
 
 
-class _Deadline(TrainerCallback):
-    """Save a checkpoint and stop the run once ``deadline`` (a time.time() value) has passed."""
+class _StopEarly(TrainerCallback):
+    """Save a checkpoint and stop the run at the end of the current step once ``deadline`` (a time.time() value;
+    None: none) has passed, or once SIGINT (Ctrl-C) or SIGTERM has arrived while :meth:`catching_signals` is active.
+    A second signal stops at once (``KeyboardInterrupt``), as Ctrl-C does anywhere else."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float | None) -> None:
         self.deadline = deadline
-        self.reached = False
+        self.reached = False  # the deadline stopped the run
+        self.signal: str | None = None  # the signal that asked the run to stop
+
+    @contextlib.contextmanager
+    def catching_signals(self):
+        """SIGINT and SIGTERM ask the run to stop while inside (in the main thread only: Python's signal rule)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {number: signal.signal(number, self._on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _on_signal(self, number: int, _frame) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(number).name
+        print(f"\n[geokd] {self.signal}: saving a checkpoint at the end of this step, then stopping (send it again "
+              "to stop at once)", file=sys.stderr, flush=True)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if time.time() >= self.deadline:
-            self.reached = control.should_save = control.should_training_stop = True
+        if self.signal is not None or (self.deadline is not None and time.time() >= self.deadline):
+            self.reached = self.signal is None
+            control.should_save = control.should_training_stop = True
         return control
 
 
@@ -208,7 +242,8 @@ def distil_students(folder: Path, teacher, teacher_dir: Path, train, test, width
     (one teacher forward per batch for all), each stopped when it converges; write ``<folder>/w<width>/``, its
     ``floor.json`` and its model card (``dataset_name``: what the card says it was distilled on). A retrained
     student's survival result under ``survival_dir`` is removed (it described the old weights). Raises
-    :class:`DeadlineReached` when ``deadline`` stops the run first (a checkpoint is kept). ``show_losses=False``
+    :class:`DeadlineReached` when ``deadline`` stops the run first, :class:`StopRequested` when Ctrl-C or SIGTERM
+    does (a checkpoint is kept; a signal in the last step stops once every student is saved). ``show_losses=False``
     prints the run's log lines without any loss (:func:`hide_losses`)."""
     todo = [width for width in widths if not finished(student_floor_file(folder, width), settings.max_steps)]
     if not todo:
@@ -227,7 +262,8 @@ def distil_students(folder: Path, teacher, teacher_dir: Path, train, test, width
     )
     floors = StudentFloorsCallback([student_name(width) for width in todo], tolerance=settings.floor_tolerance,
                                    absolute_tolerance=settings.floor_absolute_tolerance, stop_when_converged=True)
-    callbacks = [floors] + ([_Deadline(deadline)] if deadline is not None else [])
+    stop = _StopEarly(deadline)
+    callbacks = [floors, stop]
     eval_set = test.select(range(min(settings.eval_blocks, len(test))))
     trainer = MultiStudentDistillationTrainer(model=students, teacher_model=teacher, args=args, train_dataset=train,
                                               eval_dataset=eval_set, data_collator=causal_lm_collator,
@@ -235,9 +271,14 @@ def distil_students(folder: Path, teacher, teacher_dir: Path, train, test, width
     if not show_losses:
         hide_losses(trainer)
     checkpoint = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-    trainer.train(resume_from_checkpoint=checkpoint)
-    if deadline is not None and callbacks[-1].reached and trainer.state.global_step < settings.max_steps:
-        raise DeadlineReached(f"time limit reached at step {trainer.state.global_step:,} of the student run")
+    with stop.catching_signals():
+        trainer.train(resume_from_checkpoint=checkpoint)
+    where = f"step {trainer.state.global_step:,} of the student run"
+    if stop.signal and trainer.state.global_step < settings.max_steps:
+        raise StopRequested(f"{stop.signal} at {where}; a checkpoint is saved: run the same command again to "
+                            "continue")
+    if stop.reached and trainer.state.global_step < settings.max_steps:
+        raise DeadlineReached(f"time limit reached at {where}")
     trainer.save_model()
     trainer.create_model_card(dataset_name=dataset_name)
     # a resumed run replaces the callback with one rebuilt from the checkpoint's state
@@ -247,6 +288,9 @@ def distil_students(folder: Path, teacher, teacher_dir: Path, train, test, width
         _write_floor(folder, width, student, floors, trainer)
     for checkpoint in folder.glob("checkpoint-*"):  # every student is saved and has its floor.json
         shutil.rmtree(checkpoint)
+    if stop.signal:
+        raise StopRequested(f"{stop.signal} as the student run finished; every student is saved: run the same "
+                            "command again to continue")
 
 
 def _write_floor(folder: Path, width: int, student, floors: StudentFloorsCallback, trainer) -> None:

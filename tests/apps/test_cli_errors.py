@@ -10,6 +10,7 @@ import pytest
 from hub_server import start_hub_server
 
 from hf_geokd.apps import cli
+from hf_geokd.apps.pipeline import StopRequested
 
 PLAIN = ["predict", "--n-features", "100", "--l0", "3", "--zipf-exponent", "1", "--d-in", "64"]
 
@@ -58,12 +59,17 @@ def test_save_runs_before_a_failing_plot(tmp_path, capsys):
 
 
 def test_ctrl_c_and_debug(monkeypatch, capsys):
+    stops = iter([KeyboardInterrupt, StopRequested("SIGTERM at step 3 of the student run; a checkpoint is saved")])
+
     def interrupted():
-        raise KeyboardInterrupt
+        raise next(stops)
 
     monkeypatch.setattr(cli, "paper_checks", interrupted)
     assert cli.main(["paper"]) == 130
     assert capsys.readouterr().err.strip() == "geokd paper: interrupted"
+    assert cli.main(["paper"]) == 130  # a stopped student run says what it saved
+    assert capsys.readouterr().err.strip() == ("geokd paper: interrupted: SIGTERM at step 3 of the student run; a "
+                                               "checkpoint is saved")
     with pytest.raises(ValueError, match="--zipf-exponent"):
         cli.main(["--debug", "predict", "--n-features", "100", "--l0", "3", "--zipf-exponent", "-1"])
 

@@ -1,0 +1,87 @@
+"""Ctrl-C or SIGTERM in a student run saves a checkpoint at the end of the step; the next invocation resumes it to the
+very weights an uninterrupted run reaches."""
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+from datasets import Dataset
+from safetensors.torch import load_file
+from transformers import GPTNeoXForCausalLM, TrainerCallback
+
+from hf_geokd.apps import pipeline
+from hf_geokd.apps.pipeline import StopRequested, StudentSettings, distil_students
+from hf_geokd.distill import MultiStudentDistillationTrainer, pythia_like_config
+
+pytestmark = pytest.mark.slow  # seven small student runs, about a minute in all
+
+WIDTHS = [8, 16]
+
+
+class SignalAtStep(TrainerCallback):
+    def __init__(self, number: int, step: int, times: int = 1) -> None:
+        self.number, self.step, self.times = number, step, times
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.number)
+
+
+@pytest.fixture
+def run(tmp_path):
+    torch.manual_seed(0)
+    teacher = GPTNeoXForCausalLM(pythia_like_config(vocab_size=64, hidden_size=32, max_position_embeddings=16))
+    teacher.save_pretrained(tmp_path / "teacher")
+    blocks = Dataset.from_dict({"input_ids": torch.randint(0, 64, (48, 16)).tolist()})
+    settings = StudentSettings(max_steps=8, batch_size=4, eval_every=2, checkpoint_every=100, eval_blocks=4,
+                               floor_tolerance=1e-9, use_cpu=True)
+
+    def distil(folder, monkeypatch=None, callback=None):
+        if callback is not None:
+            monkeypatch.setattr(pipeline, "MultiStudentDistillationTrainer", lambda *args, callbacks, **kwargs:
+                                MultiStudentDistillationTrainer(*args, callbacks=[*callbacks, callback], **kwargs))
+        try:
+            distil_students(folder, teacher, tmp_path / "teacher", blocks.select(range(40)),
+                            blocks.select(range(40, 48)), WIDTHS, settings, "random tokens")
+        finally:
+            if monkeypatch is not None:
+                monkeypatch.undo()
+
+    return tmp_path, distil
+
+
+def weights(folder, width):
+    return load_file(folder / f"w{width}" / "model.safetensors")
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_saves_a_checkpoint_and_the_next_invocation_resumes_to_the_same_weights(run, monkeypatch, number):
+    tmp_path, distil = run
+    handler = signal.getsignal(number)
+    with pytest.raises(StopRequested, match=rf"{signal.Signals(number).name} at step 3 of the student run; a "
+                                            "checkpoint is saved"):
+        distil(tmp_path / "stopped", monkeypatch, SignalAtStep(number, step=2))
+    assert signal.getsignal(number) is handler  # the run's handler is gone once it stops
+    assert [path.name for path in (tmp_path / "stopped").glob("checkpoint-*")] == ["checkpoint-3"]
+    assert not (tmp_path / "stopped" / "w8" / "floor.json").exists()
+    distil(tmp_path / "stopped")
+    distil(tmp_path / "straight")
+    for width in WIDTHS:
+        resumed, straight = weights(tmp_path / "stopped", width), weights(tmp_path / "straight", width)
+        assert all(torch.equal(resumed[name], straight[name]) for name in straight)
+        floor = json.loads((tmp_path / "stopped" / f"w{width}" / "floor.json").read_text())
+        assert floor["steps_trained"] == 8 and floor["steps"] == [2, 4, 6, 8]
+    assert not list((tmp_path / "stopped").glob("checkpoint-*"))
+
+
+def test_a_second_signal_stops_at_once_and_one_in_the_last_step_stops_after_the_students_are_saved(run, monkeypatch):
+    tmp_path, distil = run
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        distil(tmp_path / "twice", monkeypatch, SignalAtStep(signal.SIGINT, step=2, times=2))
+    assert not isinstance(stopped.value, StopRequested) and not list((tmp_path / "twice").glob("checkpoint-*"))
+    with pytest.raises(StopRequested, match="SIGINT as the student run finished; every student is saved"):
+        distil(tmp_path / "last", monkeypatch, SignalAtStep(signal.SIGINT, step=7))
+    assert all((tmp_path / "last" / f"w{width}" / "floor.json").is_file() for width in WIDTHS)
