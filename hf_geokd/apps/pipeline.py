@@ -168,11 +168,13 @@ class _StopEarly(TrainerCallback):
 
     @contextlib.contextmanager
     def catching_signals(self):
-        """SIGINT and SIGTERM ask the run to stop while inside (in the main thread only: Python's signal rule)."""
+        """SIGINT and SIGTERM ask the run to stop while inside (in the main thread only: Python's signal rule). A
+        signal the process ignores stays ignored (a shell starts background jobs with SIGINT ignored)."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = {number: signal.signal(number, self._on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
+        previous = {number: signal.signal(number, self._on_signal) for number in (signal.SIGINT, signal.SIGTERM)
+                    if signal.getsignal(number) is not signal.SIG_IGN}
         try:
             yield
         finally:

@@ -15,7 +15,7 @@ from hf_geokd.apps import pipeline
 from hf_geokd.apps.pipeline import StopRequested, StudentSettings, distil_students
 from hf_geokd.distill import MultiStudentDistillationTrainer, pythia_like_config
 
-pytestmark = pytest.mark.slow  # seven small student runs, about a minute in all
+pytestmark = pytest.mark.slow  # eight small student runs, about a minute in all
 
 WIDTHS = [8, 16]
 
@@ -85,3 +85,14 @@ def test_a_second_signal_stops_at_once_and_one_in_the_last_step_stops_after_the_
     with pytest.raises(StopRequested, match="SIGINT as the student run finished; every student is saved"):
         distil(tmp_path / "last", monkeypatch, SignalAtStep(signal.SIGINT, step=7))
     assert all((tmp_path / "last" / f"w{width}" / "floor.json").is_file() for width in WIDTHS)
+
+
+def test_a_signal_the_process_ignores_stays_ignored(run, monkeypatch):
+    tmp_path, distil = run
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starts a background job
+    try:
+        distil(tmp_path / "ignored", monkeypatch, SignalAtStep(signal.SIGINT, step=2))
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert json.loads((tmp_path / "ignored" / "w8" / "floor.json").read_text())["steps_trained"] == 8
