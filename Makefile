@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
+TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 OUT ?= outputs/demo
 
 .PHONY: install demo test docs cards bench gpu-check clean
@@ -14,9 +15,11 @@ OUT ?= outputs/demo
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch first, so that the package's torch>=2.4 is already met and pip pulls no other build.
+# torch first, so that the package's torch>=2.4 is already met and pip pulls no other build: the CPU-only build from
+# PyTorch's index (on Linux, PyPI's torch is the CUDA build), or the configured index's torch when that one is out of reach.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "torch==$(TORCH_VERSION)"
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "torch==$(TORCH_VERSION)" \
+		--index-url $(TORCH_INDEX_URL) || $(BIN)/python -m pip install "torch==$(TORCH_VERSION)"
 	$(BIN)/python -m pip install -e ".[test]"
 	touch $(STAMP)
 

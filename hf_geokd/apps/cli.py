@@ -379,8 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the embedded end-to-end demo (offline, CPU)")
     demo.add_argument("--out", default="outputs/demo", help="folder for the report, figures and models (reused)")
     demo.add_argument("--preset", choices=("quick", "full", "long", "gpu"), default="quick",
-                      help="quick: 11 min on 2 CPU cores; full: under an hour; long: every student to the convergence "
-                           "rule (~75 min); gpu: students up to 3,000 steps")
+                      help="quick: 11-15 min on 2 CPU cores; full: under an hour; long: every student to the "
+                           "convergence rule (~75 min); gpu: students up to 3,000 steps")
     demo.set_defaults(func=command_demo)
 
     zoo = commands.add_parser("zoo", help="the demo's pipeline on many teachers, every prediction registered first")
@@ -390,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="shipped: the registered five-teacher zoo (hours on a CPU); smoke: two tiny teachers")
     zoo.add_argument("--stage", choices=("predict", "score", "all"), default="all",
                      help="predict: teachers, SAEs, ablation floors, calibration students and registration.json; "
-                          "score: the other students and the scores (needs committed registrations); all: both")
+                          "score: the other students and the scores (needs committed registrations); all (the "
+                          "default): both")
     zoo.add_argument("--only", nargs="+", help="run only these teachers (names in the YAML file)")
     zoo.add_argument("--device", choices=("cpu", "cuda"), help="where to train and measure (default: cuda when "
                      "present)")

@@ -10,6 +10,8 @@ import json
 import math
 import numbers
 import shutil
+import signal
+import threading
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from sae_lens import LoggingConfig
 from sae_lens.load_model import HookedProxyLM
 from sae_lens.multi_sae_training_runner import MultiSAETrainingRunner, MultiSAETrainingRunnerConfig
 from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY, get_sae_training_class
+from sae_lens.training._interruption import InterruptedException
 
 from ..checks import check_positive_int
 from ..stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME
@@ -301,10 +304,26 @@ def train_sae(model, dataset, hook_names: Iterable[str] | str, output_dir: str |
     torch.manual_seed(config.seed)  # the order in which the activation buffer is shuffled
     runner = MultiSAETrainingRunner(runner_config, override_dataset=dataset, override_saes=saes,
                                     override_model=HookedProxyLM(model, tokenizer=None, hook_names=hook_names))
-    runner.run()
+    _run_keeping_signal_handlers(runner)
     return {hook_name: _save_stats(model, output_dir / hook_name, hook_name, config,
                                    measure_dataset if measure_dataset is not None else dataset)
             for hook_name in hook_names}
+
+
+def _run_keeping_signal_handlers(runner: MultiSAETrainingRunner) -> None:
+    """``runner.run()``, with the SIGINT and SIGTERM handlers given back as they were: sae-lens installs its own for
+    its training and leaves them, which would turn any later Ctrl-C in the process into its ``InterruptedException``
+    (a traceback instead of a clean stop). An interrupted SAE training is a ``KeyboardInterrupt``."""
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        runner.run()
+    except InterruptedException as interrupted:
+        raise KeyboardInterrupt("the SAE training was interrupted; it starts again on the next run") from interrupted
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for number, handler in handlers.items():
+                if handler is not None:  # None: a handler installed outside Python, which cannot be put back
+                    signal.signal(number, handler)
 
 
 def _initial_saes(config: SAETrainingConfig, sae_configs: dict[str, Any]) -> dict[str, Any]:

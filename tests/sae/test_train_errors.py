@@ -2,6 +2,8 @@
 a folder it did not write."""
 
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -139,3 +141,17 @@ def test_a_trained_sae_is_replaced_only_with_overwrite_and_an_interrupted_one_al
     foreign_folder(tmp_path / "other")
     replaced = train_sae(teacher, BLOCKS, HOOK, tmp_path / "other", **QUICK, overwrite=True)[HOOK]
     assert load_sae(replaced).cfg.metadata.hook_name == HOOK
+
+
+def test_ctrl_c_handlers_are_given_back_and_an_interrupted_training_is_a_keyboard_interrupt(teacher, tmp_path,
+                                                                                              monkeypatch):
+    from sae_lens.multi_sae_training_runner import MultiSAETrainer
+
+    numbers = (signal.SIGINT, signal.SIGTERM)
+    before = [signal.getsignal(number) for number in numbers]
+    train_sae(teacher, BLOCKS, HOOK, tmp_path / "trained", **QUICK)
+    assert [signal.getsignal(number) for number in numbers] == before  # sae-lens's own handlers are gone
+    monkeypatch.setattr(MultiSAETrainer, "fit", lambda self: os.kill(os.getpid(), signal.SIGTERM))
+    with pytest.raises(KeyboardInterrupt, match="the SAE training was interrupted"):
+        train_sae(teacher, BLOCKS, HOOK, tmp_path / "stopped", **QUICK)
+    assert [signal.getsignal(number) for number in numbers] == before
