@@ -19,7 +19,7 @@ $(BIN)/python:
 # PyTorch's index (on Linux, PyPI's torch is the CUDA build), or the configured index's torch when that one is out of reach.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "torch==$(TORCH_VERSION)" \
-		--index-url $(TORCH_INDEX_URL) || $(BIN)/python -m pip install "torch==$(TORCH_VERSION)"
+		--index-url $(TORCH_INDEX_URL) --retries 1 || $(BIN)/python -m pip install "torch==$(TORCH_VERSION)"
 	$(BIN)/python -m pip install -e ".[test]"
 	touch $(STAMP)
 
