@@ -30,6 +30,17 @@ class SignalAtStep(TrainerCallback):
                 os.kill(os.getpid(), self.number)
 
 
+@pytest.fixture(autouse=True)
+def signals_as_in_a_terminal():
+    """SIGINT and SIGTERM as an interactive shell leaves them, whatever started the tests (a background job has SIGINT
+    ignored, and a run leaves an ignored signal ignored)."""
+    previous = {number: signal.signal(number, handler) for number, handler in
+                ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL))}
+    yield
+    for number, handler in previous.items():
+        signal.signal(number, handler)
+
+
 @pytest.fixture
 def run(tmp_path):
     torch.manual_seed(0)
