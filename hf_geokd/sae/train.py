@@ -22,9 +22,12 @@ import torch
 from datasets import IterableDataset
 from sae_lens import LoggingConfig
 from sae_lens.load_model import HookedProxyLM
-from sae_lens.multi_sae_training_runner import MultiSAETrainingRunner, MultiSAETrainingRunnerConfig
+from sae_lens.multi_sae_training_runner import (  # the exception its own signal handlers raise
+    InterruptedException,
+    MultiSAETrainingRunner,
+    MultiSAETrainingRunnerConfig,
+)
 from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY, get_sae_training_class
-from sae_lens.training._interruption import InterruptedException
 
 from ..checks import check_positive_int
 from ..stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME
@@ -318,7 +321,8 @@ def _run_keeping_signal_handlers(runner: MultiSAETrainingRunner) -> None:
     try:
         runner.run()
     except InterruptedException as interrupted:
-        raise KeyboardInterrupt("the SAE training was interrupted; it starts again on the next run") from interrupted
+        raise KeyboardInterrupt("the SAE training was interrupted (run it again: it trains from the start)") \
+            from interrupted
     finally:
         if threading.current_thread() is threading.main_thread():
             for number, handler in handlers.items():
