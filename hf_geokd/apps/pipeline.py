@@ -13,12 +13,10 @@ the next invocation resumes from it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +44,7 @@ from ..distill import (
     steps_to_converge,
 )
 from ..naming import student_label, student_name
+from ..stop_signals import stop_signal_handlers
 from ..survival import FeatureSurvival, FeatureSurvivalConfig, measure_feature_survival
 from ..survival.result import SURVIVAL_CONFIG_NAME
 
@@ -166,20 +165,10 @@ class _StopEarly(TrainerCallback):
         self.reached = False  # the deadline stopped the run
         self.signal: str | None = None  # the signal that asked the run to stop
 
-    @contextlib.contextmanager
     def catching_signals(self):
-        """SIGINT and SIGTERM ask the run to stop while inside (in the main thread only: Python's signal rule). A
-        signal the process ignores stays ignored (a shell starts background jobs with SIGINT ignored)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {number: signal.signal(number, self._on_signal) for number in (signal.SIGINT, signal.SIGTERM)
-                    if signal.getsignal(number) is not signal.SIG_IGN}
-        try:
-            yield
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
+        """SIGINT and SIGTERM ask the run to stop while inside (:func:`~hf_geokd.stop_signals.stop_signal_handlers`:
+        an ignored signal stays ignored, and the handlers are put back afterwards)."""
+        return stop_signal_handlers(self._on_signal)
 
     def _on_signal(self, number: int, _frame) -> None:
         if self.signal is not None:

@@ -10,8 +10,6 @@ import json
 import math
 import numbers
 import shutil
-import signal
-import threading
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY, get_sae_training_clas
 
 from ..checks import check_positive_int
 from ..stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME
+from ..stop_signals import stop_signal_handlers
 from .hooks import hook_module
 from .load import SPARSITY_NAME, load_sae
 from .measure import measure_feature_stats
@@ -317,17 +316,12 @@ def _run_keeping_signal_handlers(runner: MultiSAETrainingRunner) -> None:
     """``runner.run()``, with the SIGINT and SIGTERM handlers given back as they were: sae-lens installs its own for
     its training and leaves them, which would turn any later Ctrl-C in the process into its ``InterruptedException``
     (a traceback instead of a clean stop). An interrupted SAE training is a ``KeyboardInterrupt``."""
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        runner.run()
+        with stop_signal_handlers():
+            runner.run()
     except InterruptedException as interrupted:
         raise KeyboardInterrupt("the SAE training was interrupted (run it again: it trains from the start)") \
             from interrupted
-    finally:
-        if threading.current_thread() is threading.main_thread():
-            for number, handler in handlers.items():
-                if handler is not None:  # None: a handler installed outside Python, which cannot be put back
-                    signal.signal(number, handler)
 
 
 def _initial_saes(config: SAETrainingConfig, sae_configs: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from hf_geokd.apps import pipeline
 from hf_geokd.apps.pipeline import StopRequested, StudentSettings, distil_students
 from hf_geokd.distill import MultiStudentDistillationTrainer, pythia_like_config
 
-pytestmark = pytest.mark.slow  # eight small student runs, about a minute in all
+pytestmark = pytest.mark.slow  # eight small student runs: 17 s on one free core
 
 WIDTHS = [8, 16]
 
