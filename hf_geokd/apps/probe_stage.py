@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -86,9 +87,9 @@ def saved_probes(out: Path, settings: ProbeSettings, fingerprint: str) -> tuple[
     return tuple(pd.read_csv(folder / name) for name in PROBE_TABLES)
 
 
-def _students(out: Path, widths: Sequence[int], device: torch.device) -> dict[str, GPTNeoXForCausalLM]:
-    """Every student to probe, on ``device``; students without weights (a zoo's weights are not committed) are a
-    clear error."""
+def _students(out: Path, widths: Sequence[int], device: torch.device) -> dict[str, Callable[[], GPTNeoXForCausalLM]]:
+    """A loader of every student to probe (each student is loaded on ``device`` when its turn comes, one at a time);
+    students without weights (a zoo's weights are not committed) are a clear error, before any probe runs."""
     folders = {width: out / "students" / student_name(width) for width in widths}
     missing = [width for width, folder in folders.items() if not (folder / "model.safetensors").is_file()]
     if missing:
@@ -96,8 +97,11 @@ def _students(out: Path, widths: Sequence[int], device: torch.device) -> dict[st
                          f"{out / 'students'} (a zoo keeps their floors, not their weights, in version control). "
                          "Restore the probe settings that made the saved tables in probes/, or delete those "
                          "students' floor.json so that they are trained again.")
-    return {student_label(width): GPTNeoXForCausalLM.from_pretrained(folder).to(device).eval()
-            for width, folder in folders.items()}
+    return {student_label(width): partial(_load_student, folder, device) for width, folder in folders.items()}
+
+
+def _load_student(folder: Path, device: torch.device) -> GPTNeoXForCausalLM:
+    return GPTNeoXForCausalLM.from_pretrained(folder).to(device).eval()
 
 
 def probe_students(out: Path, settings: ProbeSettings, make_concepts: Callable[[], Mapping[str, GroupedConcept]],
@@ -114,11 +118,11 @@ def probe_students(out: Path, settings: ProbeSettings, make_concepts: Callable[[
     folder = out / "probes"
     (folder / "settings.json").unlink(missing_ok=True)  # tables half rewritten are never taken for finished ones
     device = next(teacher.parameters()).device
-    models = _students(out, settings.widths, device)
+    students = _students(out, settings.widths, device)
     concepts = make_concepts()
     torch.manual_seed(settings.seed)
     random_teacher = GPTNeoXForCausalLM(teacher.config).to(device=device, dtype=teacher.dtype).eval()
-    study = probe_study({**models, "teacher": teacher}, concepts, settings.layer, tokenizer, random_teacher,
+    study = probe_study({**students, "teacher": teacher}, concepts, settings.layer, tokenizer, random_teacher,
                         settings.seeds, margin=settings.margin, batch_size=batch_size,
                         max_length=settings.max_length)
     sae = load_sae(sae_dir, device=str(device))

@@ -17,7 +17,7 @@ random-init teacher's by more than ``margin``, with the lower end of the 95% int
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -71,13 +71,24 @@ def _representation_row(features: torch.Tensor, concept: GroupedConcept, control
     return row, accuracies
 
 
-def probe_study(models: Mapping[str, torch.nn.Module], concepts: Mapping[str, GroupedConcept], layer: int, tokenizer,
-                random_model: torch.nn.Module, seeds: int = 5, test_fraction: float = 0.2, margin: float = 0.02,
+ModelOrLoader = torch.nn.Module | Callable[[], torch.nn.Module]
+
+
+def _loaded(model: ModelOrLoader) -> torch.nn.Module:
+    return model if isinstance(model, torch.nn.Module) else model()
+
+
+def probe_study(models: Mapping[str, ModelOrLoader], concepts: Mapping[str, GroupedConcept], layer: int, tokenizer,
+                random_model: ModelOrLoader, seeds: int = 5, test_fraction: float = 0.2, margin: float = 0.02,
                 batch_size: int = 16, max_length: int = 128, max_types: int = 5000) -> pd.DataFrame:
     """One row per (representation, concept): the baselines ``bag_of_tokens`` and ``random_init``, then every model
     of ``models`` (name -> model, in the order given), with the columns of the module docstring; model rows add
     ``vs_bag_of_tokens`` / ``vs_random_init`` (mean paired difference) with their interval's lower end (``_low``)
-    and ``carried`` (the rule)."""
+    and ``carried`` (the rule).
+
+    A model (or ``random_model``) may be given as a loader, a function of no argument that returns it: it is then
+    called once, probed on every concept, and let go before the next one loads, so that a width sweep of large
+    students never holds more than one of them at a time."""
     if not models:
         raise ValueError("models is empty: give the teacher (and students) to probe, name -> model.")
     clash = set(models) & set(BASELINES)
@@ -85,30 +96,36 @@ def probe_study(models: Mapping[str, torch.nn.Module], concepts: Mapping[str, Gr
         raise ValueError(f"models may not be named {sorted(clash)}: those names are the baselines' rows.")
     if seeds < 2:
         raise ValueError(f"seeds must be at least 2 (an interval needs two splits), got {seeds}.")
-    rows = []
     for name, concept in concepts.items():
         if not isinstance(concept, GroupedConcept):
             raise ValueError(f"concept {name!r} must be a GroupedConcept (texts, labels, groups): the study splits "
                              "by document; build it with grouped_concept or wheel_concepts.")
-        ids = token_ids(tokenizer, concept.texts, max_length)
-        control = control_task_labels(ids)
-        common = {"concept": name, "examples": len(concept.texts), "documents": len(set(concept.groups))}
-        readers = {BAG_OF_TOKENS: None, RANDOM_INIT: random_model, **models}
-        per_split = {}
-        for model_name, model in readers.items():
-            features = (token_counts(ids, max_types)[0] if model is None else
+    ids = {name: token_ids(tokenizer, concept.texts, max_length) for name, concept in concepts.items()}
+    controls = {name: control_task_labels(ids[name]) for name in concepts}
+    rows: dict[tuple[str, str], dict] = {}
+    per_split: dict[tuple[str, str], np.ndarray] = {}
+
+    def probe(model_name: str, model: torch.nn.Module | None) -> None:
+        for name, concept in concepts.items():
+            features = (token_counts(ids[name], max_types)[0] if model is None else
                         pooled_hidden_states(model, tokenizer, concept.texts, layer, batch_size, max_length))
-            row, per_split[model_name] = _representation_row(features, concept, control, seeds, test_fraction)
+            row, per_split[model_name, name] = _representation_row(features, concept, controls[name], seeds,
+                                                                   test_fraction)
             if model_name not in BASELINES:
                 carried = True
                 for baseline in BASELINES:
-                    difference = per_split[model_name] - per_split[baseline]
+                    difference = per_split[model_name, name] - per_split[baseline, name]
                     low = resampled_interval(difference, test_fraction)[0]
                     row[f"vs_{baseline}"], row[f"vs_{baseline}_low"] = difference.mean(), low
                     carried &= bool(low > margin)
                 row["carried"] = carried
-            rows.append({"model": model_name, **common, **row})
-    table = pd.DataFrame(rows)
+            rows[model_name, name] = {"model": model_name, "concept": name, "examples": len(concept.texts),
+                                      "documents": len(set(concept.groups)), **row}
+
+    probe(BAG_OF_TOKENS, None)
+    for model_name, model in {RANDOM_INIT: random_model, **models}.items():
+        probe(model_name, _loaded(model))  # a loaded model is let go here, before the next loads
+    table = pd.DataFrame([rows[model_name, name] for name in concepts for model_name in (*BASELINES, *models)])
     table.attrs["margin"] = margin
     return table
 

@@ -96,15 +96,18 @@ def test_probe_callback_adds_probe_accuracy_to_eval_metrics(tiny_artifacts, tmp_
 
 @pytest.mark.slow
 def test_probe_recipe_on_offline_concepts(tiny_artifacts, tmp_path, wheel_cache):
+    teacher = AutoModelForCausalLM.from_pretrained(tiny_artifacts / "teacher")
+    build_student(teacher.config, 16).save_pretrained(tmp_path / "student")  # labelled by its config's width
     command = [
         sys.executable,
         str(ROOT / "recipes/probe.py"),
         "--models",
         str(tiny_artifacts / "teacher"),
+        str(tmp_path / "student"),
         "--layer",
         "1",
         "--output_dir",
-        str(tmp_path),
+        str(tmp_path / "probes"),
         "--concepts",
         "offline",
         "--per_class",
@@ -116,8 +119,9 @@ def test_probe_recipe_on_offline_concepts(tiny_artifacts, tmp_path, wheel_cache)
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    table = pd.read_csv(tmp_path / "probes.csv")
+    table = pd.read_csv(tmp_path / "probes" / "probes.csv")
     assert set(table["concept"]) == {"is_question", "contains_code"}
-    assert table["model"].unique().tolist() == ["bag_of_tokens", "random_init", "teacher"]
+    assert table["model"].unique().tolist() == ["bag_of_tokens", "random_init", "teacher", "d_S=16"]
     assert {"shuffled_accuracy", "control_accuracy", "selectivity", "vs_bag_of_tokens_low", "carried"} <= set(table)
-    assert (tmp_path / "probes.png").stat().st_size > 0 and (tmp_path / "carried.json").is_file()
+    assert (tmp_path / "probes" / "probes.png").stat().st_size > 0
+    assert (tmp_path / "probes" / "carried.json").is_file()

@@ -1,4 +1,8 @@
+import gc
+import weakref
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from transformers import GPTNeoXForCausalLM
@@ -109,3 +113,37 @@ def test_study_rule_refuses_a_concept_that_tokens_alone_give():
     assert carried_concepts(table) == {"teacher": []}  # an untrained teacher cannot beat the tokens
     with pytest.raises(ValueError, match="GroupedConcept"):
         probe_study({"teacher": teacher}, {"planted": (texts, labels)}, 1, IdTokenizer(), random_model)
+
+
+def test_study_loads_models_given_as_loaders_one_at_a_time():
+    """A student given as a loader is loaded when its turn comes and let go before the next one loads; the table is
+    the one the loaded models give, row for row."""
+    first, second = (GroupedConcept(*planted_texts(n=60, seed=seed)) for seed in (0, 1))
+    concepts = {"planted": first, "again": second}
+
+    def student(seed: int) -> GPTNeoXForCausalLM:
+        torch.manual_seed(seed)
+        return GPTNeoXForCausalLM(pythia_like_config(vocab_size=64, hidden_size=16)).eval()
+
+    alive: list[weakref.ref] = []
+
+    def loader(seed: int):
+        def load() -> GPTNeoXForCausalLM:
+            gc.collect()
+            assert all(ref() is None for ref in alive), "the previous student is still held"
+            model = student(seed)
+            alive.append(weakref.ref(model))
+            return model
+        return load
+
+    teacher, random_model = student(0), student(9)
+    kwargs = {"concepts": concepts, "layer": 1, "tokenizer": IdTokenizer(), "seeds": 2}
+    loaded = probe_study({"teacher": teacher, "d_S=16": student(1), "d_S=8": student(2)}, random_model=random_model,
+                         **kwargs)
+    lazy = probe_study({"teacher": teacher, "d_S=16": loader(1), "d_S=8": loader(2)}, random_model=loader(9),
+                       **kwargs)
+    assert len(alive) == 3  # the random-init teacher and both students, each loaded once
+    assert lazy[["model", "concept"]].values.tolist() == [
+        [model, concept] for concept in concepts for model in ("bag_of_tokens", "random_init", "teacher", "d_S=16",
+                                                               "d_S=8")]
+    pd.testing.assert_frame_equal(lazy, loaded)
