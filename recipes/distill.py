@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from transformers.trainer_utils import get_last_checkpoint
 
 from hf_geokd.apps.recipe import (
     accumulation_for_global_batch,
@@ -43,6 +42,7 @@ from hf_geokd.distill import (
     StudentFloorsCallback,
     build_student,
 )
+from hf_geokd.distill.checkpoints import is_complete, last_complete_checkpoint
 from hf_geokd.files import read_json
 from hf_geokd.naming import student_name
 from hf_geokd.sources import load_pretrained
@@ -202,8 +202,11 @@ def resume_point(config: DistillationConfig, settings: dict, start_over: bool) -
         return None
     if explicit is not None and not Path(explicit).is_dir():
         raise FileNotFoundError(f"--resume_from_checkpoint {explicit} does not exist: pass a checkpoint-* folder.")
+    if explicit is not None and not is_complete(explicit):
+        raise ValueError(f"--resume_from_checkpoint {explicit} has no trainer_state.json: its saving was cut short (or "
+                         "it is no Trainer checkpoint); pass the checkpoint before it.")
     output = Path(config.output_dir)
-    latest = get_last_checkpoint(output) if explicit is None and output.is_dir() else None
+    latest = last_complete_checkpoint(output) if explicit is None else None
     checkpoint = Path(explicit or latest) if (explicit or latest) else None
     folder = checkpoint.parent if checkpoint is not None else output
     recorded = folder / SETTINGS_FILE

@@ -32,7 +32,6 @@ from transformers import (
     TrainingArguments,
 )
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 from ..data import blocks_dataset, causal_lm_collator, train_bpe_tokenizer
 from ..distill import (
@@ -43,6 +42,7 @@ from ..distill import (
     pythia_like_config,
     steps_to_converge,
 )
+from ..distill.checkpoints import last_complete_checkpoint
 from ..naming import student_label, student_name
 from ..stop_signals import stop_signal_handlers
 from ..survival import FeatureSurvival, FeatureSurvivalConfig, measure_feature_survival
@@ -261,7 +261,7 @@ def distil_students(folder: Path, teacher, teacher_dir: Path, train, test, width
                                               callbacks=callbacks)
     if not show_losses:
         hide_losses(trainer)
-    checkpoint = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    checkpoint = last_complete_checkpoint(folder)
     with stop.catching_signals():
         trainer.train(resume_from_checkpoint=checkpoint)
     where = f"step {trainer.state.global_step:,} of the student run"

@@ -149,6 +149,11 @@ def test_a_rerun_resumes_only_the_same_run(tiny_artifacts, tmp_path, capsys):
     line = failure(capsys, distill.main, tiny_argv(tiny_artifacts, out, *short, "--width", "32",
                                                    "--resume_from_checkpoint", str(out / "checkpoint-2")))
     assert "checkpoint-2 holds students of width [16], not [32]: pass --width 16 to resume it" in line
+    (out / "checkpoint-9").mkdir()  # a save cut short: the process was killed before trainer_state.json
+    line = failure(capsys, distill.main, tiny_argv(tiny_artifacts, out, *short,
+                                                   "--resume_from_checkpoint", str(out / "checkpoint-9")))
+    assert "checkpoint-9 has no trainer_state.json: its saving was cut short" in line
+    (out / "checkpoint-9").rmdir()
     distill.main(tiny_argv(tiny_artifacts, out, *short, "--learning_rate", "0.1", "--temperature", "5",
                            "--start_over", "true"))
     card = (out / "README.md").read_text()

@@ -3,6 +3,7 @@ very weights an uninterrupted run reaches."""
 
 import json
 import os
+import shutil
 import signal
 
 import pytest
@@ -107,3 +108,20 @@ def test_a_signal_the_process_ignores_stays_ignored(run, monkeypatch):
     finally:
         signal.signal(signal.SIGINT, previous)
     assert json.loads((tmp_path / "ignored" / "w8" / "floor.json").read_text())["steps_trained"] == 8
+
+
+def test_a_checkpoint_whose_saving_was_cut_short_is_skipped_on_resume(run, monkeypatch):
+    """A process killed while saving leaves checkpoint-N without trainer_state.json (Trainer writes it last), and
+    Trainer cannot resume from it. The run resumes from the complete one before it, to the uninterrupted weights."""
+    tmp_path, distil = run
+    with pytest.raises(StopRequested):
+        distil(tmp_path / "cut", monkeypatch, SignalAtStep(signal.SIGTERM, step=2))
+    partial = tmp_path / "cut" / "checkpoint-6"
+    shutil.copytree(tmp_path / "cut" / "checkpoint-3", partial)
+    (partial / "trainer_state.json").unlink()
+    with pytest.warns(UserWarning, match="checkpoint-6 has no trainer_state.json: its saving was cut short"):
+        distil(tmp_path / "cut")
+    distil(tmp_path / "straight")
+    for width in WIDTHS:
+        resumed, straight = weights(tmp_path / "cut", width), weights(tmp_path / "straight", width)
+        assert all(torch.equal(resumed[name], straight[name]) for name in straight)
