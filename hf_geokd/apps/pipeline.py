@@ -261,7 +261,7 @@ def distil_students(folder: Path, teacher, teacher_dir: Path, train, test, width
                                               callbacks=callbacks)
     if not show_losses:
         hide_losses(trainer)
-    checkpoint = last_complete_checkpoint(folder)
+    checkpoint = last_complete_checkpoint(folder, remove_incomplete=True)
     with stop.catching_signals():
         trainer.train(resume_from_checkpoint=checkpoint)
     where = f"step {trainer.state.global_step:,} of the student run"

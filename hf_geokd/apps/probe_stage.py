@@ -25,6 +25,7 @@ from ..naming import student_label, student_name
 from ..probing import GroupedConcept, probe_study
 from ..probing.latents import concept_latent_tables, survival_sets
 from ..probing.plots import plot_probe_study
+from ..probing.study import random_init_model
 from ..sae import load_sae
 from ..sae.hooks import hook_module
 
@@ -120,8 +121,7 @@ def probe_students(out: Path, settings: ProbeSettings, make_concepts: Callable[[
     device = next(teacher.parameters()).device
     students = _students(out, settings.widths, device)
     concepts = make_concepts()
-    torch.manual_seed(settings.seed)
-    random_teacher = GPTNeoXForCausalLM(teacher.config).to(device=device, dtype=teacher.dtype).eval()
+    random_teacher = partial(random_init_model, teacher.config, settings.seed, device, teacher.dtype)
     study = probe_study({**students, "teacher": teacher}, concepts, settings.layer, tokenizer, random_teacher,
                         settings.seeds, margin=settings.margin, batch_size=batch_size,
                         max_length=settings.max_length)

@@ -17,11 +17,13 @@ random-init teacher's by more than ``margin``, with the lower end of the 95% int
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from transformers import AutoModelForCausalLM
 
 from .concepts import GroupedConcept
 from .controls import control_task_labels, token_counts, token_ids
@@ -74,6 +76,14 @@ def _representation_row(features: torch.Tensor, concept: GroupedConcept, control
 ModelOrLoader = torch.nn.Module | Callable[[], torch.nn.Module]
 
 
+def random_init_model(config, seed: int, device: str | torch.device | None = None,
+                      dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """The ``random_init`` baseline: the teacher's architecture (its ``config``) with weights drawn from ``seed``
+    alone, whatever drew from torch's random state before."""
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config).to(device=device, dtype=dtype).eval()
+
+
 def _loaded(model: ModelOrLoader) -> torch.nn.Module:
     return model if isinstance(model, torch.nn.Module) else model()
 
@@ -124,7 +134,9 @@ def probe_study(models: Mapping[str, ModelOrLoader], concepts: Mapping[str, Grou
 
     probe(BAG_OF_TOKENS, None)
     for model_name, model in {RANDOM_INIT: random_model, **models}.items():
-        probe(model_name, _loaded(model))  # a loaded model is let go here, before the next loads
+        probe(model_name, _loaded(model))
+        if not isinstance(model, torch.nn.Module):
+            gc.collect()  # a loaded model is let go here, before the next loads, even one that holds a cycle
     table = pd.DataFrame([rows[model_name, name] for name in concepts for model_name in (*BASELINES, *models)])
     table.attrs["margin"] = margin
     return table

@@ -152,7 +152,7 @@ def test_a_rerun_resumes_only_the_same_run(tiny_artifacts, tmp_path, capsys):
     (out / "checkpoint-9").mkdir()  # a save cut short: the process was killed before trainer_state.json
     line = failure(capsys, distill.main, tiny_argv(tiny_artifacts, out, *short,
                                                    "--resume_from_checkpoint", str(out / "checkpoint-9")))
-    assert "checkpoint-9 has no trainer_state.json: its saving was cut short" in line
+    assert "checkpoint-9 has no whole trainer_state.json: its saving was cut short" in line
     (out / "checkpoint-9").rmdir()
     distill.main(tiny_argv(tiny_artifacts, out, *short, "--learning_rate", "0.1", "--temperature", "5",
                            "--start_over", "true"))

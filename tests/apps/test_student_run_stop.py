@@ -15,8 +15,9 @@ from transformers import GPTNeoXForCausalLM, TrainerCallback
 from hf_geokd.apps import pipeline
 from hf_geokd.apps.pipeline import StopRequested, StudentSettings, distil_students
 from hf_geokd.distill import MultiStudentDistillationTrainer, pythia_like_config
+from hf_geokd.distill.checkpoints import last_complete_checkpoint
 
-pytestmark = pytest.mark.slow  # eight small student runs: 17 s on one free core
+pytestmark = pytest.mark.slow  # twelve small student runs: 13 s on one core shared with another run
 
 WIDTHS = [8, 16]
 
@@ -112,15 +113,25 @@ def test_a_signal_the_process_ignores_stays_ignored(run, monkeypatch):
 
 def test_a_checkpoint_whose_saving_was_cut_short_is_skipped_on_resume(run, monkeypatch):
     """A process killed while saving leaves checkpoint-N without trainer_state.json (Trainer writes it last), and
-    Trainer cannot resume from it. The run resumes from the complete one before it, to the uninterrupted weights."""
+    Trainer cannot resume from it. The run deletes it and resumes from the complete one before it, to the
+    uninterrupted weights."""
     tmp_path, distil = run
     with pytest.raises(StopRequested):
         distil(tmp_path / "cut", monkeypatch, SignalAtStep(signal.SIGTERM, step=2))
     partial = tmp_path / "cut" / "checkpoint-6"
     shutil.copytree(tmp_path / "cut" / "checkpoint-3", partial)
     (partial / "trainer_state.json").unlink()
-    with pytest.warns(UserWarning, match="checkpoint-6 has no trainer_state.json: its saving was cut short"):
+    chosen = []
+
+    def spy(*args, **kwargs):
+        chosen.append(last_complete_checkpoint(*args, **kwargs))
+        return chosen[-1]
+
+    monkeypatch.setattr(pipeline, "last_complete_checkpoint", spy)
+    with pytest.warns(UserWarning, match="checkpoint-6 has no whole trainer_state.json: its saving was cut short, so "
+                                         "it is deleted"):
         distil(tmp_path / "cut")
+    assert chosen == [str(tmp_path / "cut" / "checkpoint-3")] and not partial.exists()
     distil(tmp_path / "straight")
     for width in WIDTHS:
         resumed, straight = weights(tmp_path / "cut", width), weights(tmp_path / "straight", width)

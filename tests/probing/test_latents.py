@@ -11,6 +11,7 @@ from hf_geokd.distill import pythia_like_config
 from hf_geokd.probing import GroupedConcept, carried_concepts, concept_latents, pooled_latent_activations, probe_study
 from hf_geokd.probing.controls import control_task_labels, token_counts, type_labels
 from hf_geokd.probing.latents import single_feature_accuracy
+from hf_geokd.probing.study import random_init_model
 
 CONCEPT_TOKENS = range(32, 64)  # the planted concept: texts drawing a quarter of their tokens from these types
 OTHER_TOKENS = range(1, 32)
@@ -116,8 +117,9 @@ def test_study_rule_refuses_a_concept_that_tokens_alone_give():
 
 
 def test_study_loads_models_given_as_loaders_one_at_a_time():
-    """A student given as a loader is loaded when its turn comes and let go before the next one loads; the table is
-    the one the loaded models give, row for row."""
+    """A student given as a loader is loaded when its turn comes and let go before the next one loads, even one that
+    holds a reference cycle (as a model placed by accelerate's device_map does); the table is the one the loaded
+    models give, row for row."""
     first, second = (GroupedConcept(*planted_texts(n=60, seed=seed)) for seed in (0, 1))
     concepts = {"planted": first, "again": second}
 
@@ -129,9 +131,9 @@ def test_study_loads_models_given_as_loaders_one_at_a_time():
 
     def loader(seed: int):
         def load() -> GPTNeoXForCausalLM:
-            gc.collect()
-            assert all(ref() is None for ref in alive), "the previous student is still held"
+            assert all(ref() is None for ref in alive), "the previous model is still held"
             model = student(seed)
+            model.__dict__["cycle"] = [model]  # freed by the cycle collector only
             alive.append(weakref.ref(model))
             return model
         return load
@@ -140,10 +142,25 @@ def test_study_loads_models_given_as_loaders_one_at_a_time():
     kwargs = {"concepts": concepts, "layer": 1, "tokenizer": IdTokenizer(), "seeds": 2}
     loaded = probe_study({"teacher": teacher, "d_S=16": student(1), "d_S=8": student(2)}, random_model=random_model,
                          **kwargs)
-    lazy = probe_study({"teacher": teacher, "d_S=16": loader(1), "d_S=8": loader(2)}, random_model=loader(9),
-                       **kwargs)
+    gc.disable()  # only probe_study's own collection may free the cycles
+    try:
+        lazy = probe_study({"teacher": teacher, "d_S=16": loader(1), "d_S=8": loader(2)}, random_model=loader(9),
+                           **kwargs)
+    finally:
+        gc.enable()
     assert len(alive) == 3  # the random-init teacher and both students, each loaded once
     assert lazy[["model", "concept"]].values.tolist() == [
         [model, concept] for concept in concepts for model in ("bag_of_tokens", "random_init", "teacher", "d_S=16",
                                                                "d_S=8")]
     pd.testing.assert_frame_equal(lazy, loaded)
+
+
+def test_the_random_init_teacher_is_drawn_from_its_seed_alone():
+    config = pythia_like_config(vocab_size=64, hidden_size=16)
+    first = random_init_model(config, seed=3)
+    torch.rand(100)  # whatever drew from torch's random state in between
+    again, other = random_init_model(config, seed=3), random_init_model(config, seed=4)
+    weights = {name: tensor for name, tensor in first.state_dict().items() if "bias" not in name}
+    assert all(torch.equal(tensor, again.state_dict()[name]) for name, tensor in weights.items())
+    assert not any(torch.equal(tensor, other.state_dict()[name]) for name, tensor in weights.items()
+                   if tensor.numel() > 1 and tensor.std() > 0)

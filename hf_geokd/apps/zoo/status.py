@@ -9,23 +9,22 @@ registered primary's MARE (median over the SAE seeds).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
 
+from ...distill.checkpoints import checkpoints, is_complete
 from ..pipeline import student_floor_file
 from .config import ZooTeacher
 from .registration import read_registration, registration_commit
-
-CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
 
 def zoo_status(out: str | Path, teachers: list[ZooTeacher]) -> pd.DataFrame:
     """One row per teacher: its stage (``not started``, ``predict``, ``registered``, ``score``, ``scored``), the
     registration's commit, how many of the students its score stage trains (the predicted widths and the control)
-    have a final floor (and how many of those converged), the student run's last checkpoint step of the step limit,
-    the registered primary's MARE once scored, and the hours its invocations recorded (``timings.json``)."""
+    have a final floor (and how many of those converged), the step of the student run's last complete checkpoint of
+    the step limit, the registered primary's MARE once scored, and the hours its invocations recorded
+    (``timings.json``)."""
     return pd.DataFrame([_teacher_status(Path(out) / teacher.name, teacher) for teacher in teachers])
 
 
@@ -44,8 +43,7 @@ def _teacher_status(folder: Path, teacher: ZooTeacher) -> dict:
     final = [floor for floor in floors if floor is not None]
     row["students final"] = f"{len(final)} of {len(widths)}"
     row["converged"] = f"{sum(bool(floor['converged']) for floor in final)} of {len(final)}"
-    steps = [int(match.group(1)) for path in (folder / "students").glob("checkpoint-*")
-             if (match := CHECKPOINT.fullmatch(path.name))]
+    steps = [step for step, path in checkpoints(folder / "students") if is_complete(path)]
     if steps:
         row["checkpoint"] = f"step {max(steps):,} of {teacher.student_max_steps:,}"
     scores_file = folder / "scores.json"
