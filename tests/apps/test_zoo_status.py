@@ -35,6 +35,8 @@ def zoo(tmp_path):
     registered(out / "training")
     student(out / "training", 24)
     (out / "training" / "students" / "checkpoint-400").mkdir()
+    (out / "training" / "students" / "checkpoint-400" / "trainer_state.json").write_text("{}")
+    (out / "training" / "students" / "checkpoint-800").mkdir()  # cut short while saving: no trainer state
     (out / "training" / "timings.json").write_text(json.dumps([{"stage": "predict", "seconds": 1800.0},
                                                                {"stage": "score", "seconds": None}]))
     registered(out / "scored")
