@@ -32,6 +32,11 @@ def default_widths(d_in: int | None) -> list[int]:
     return [w for w in DEFAULT_WIDTHS if d_in is None or w <= d_in] or [d_in]
 
 
+def example_widths(d_in: int | None) -> list[int]:
+    """Three widths for a usage example: d_T/8, d_T/4 and d_T/2 ([128, 256, 512] when d_T is unknown)."""
+    return [max(1, (d_in or 1024) // divisor) for divisor in (8, 4, 2)]
+
+
 def check_widths(widths: Iterable[int] | int, d_in: int | None, allow_wider: bool = False) -> list[int]:
     """``widths`` as a list of positive ints, each at most the teacher's hidden size ``d_in`` unless
     ``allow_wider``."""

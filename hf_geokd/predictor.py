@@ -26,8 +26,8 @@ from .capacity import (
 from .cards import render_card
 from .checks import sae_subfolder
 from .files import known_fields, read_json
-from .floors import check_widths, default_widths, floor_table, floor_tables_every_kind
-from .soft_floor import SHIPPED_SOFT_FLOOR, SoftFloorFit
+from .floors import check_widths, default_widths, example_widths, floor_table, floor_tables_every_kind
+from .soft_floor import SoftFloorFit, soft_floor_model
 from .sources import HUB_UNREACHABLE, hub_error, local_folder
 from .stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME, FeatureStats, stored_feature_stats
 from .tables import markdown_table
@@ -89,16 +89,6 @@ def _decode_ablation(ablation: AblationFloors | dict | None) -> AblationFloors |
                      f"{type(ablation).__name__}.")
 
 
-def _decode_floor_model(model: str | SoftFloorFit | dict | None) -> SoftFloorFit | None:
-    if model is None or isinstance(model, SoftFloorFit):
-        return model
-    if isinstance(model, dict):
-        return SoftFloorFit.from_dict(model)
-    if model == "soft":
-        return SHIPPED_SOFT_FLOOR
-    raise ValueError(f"floor_model must be None (Eq. 2), 'soft' or a SoftFloorFit, got {model!r}.")
-
-
 class FloorPredictor(
     ModelHubMixin,
     library_name="hf-geokd",
@@ -141,7 +131,7 @@ class FloorPredictor(
         if not isinstance(stats, FeatureStats):
             raise ValueError(f"stats must be a FeatureStats, got {type(stats).__name__}.")
         self.stats = stats
-        self.floor_model = _decode_floor_model(floor_model)
+        self.floor_model = soft_floor_model(floor_model)
         kind = _decode_kind(capacity_kind)
         if self.floor_model is not None and kind not in ("paper", self.floor_model.capacity_kind):
             raise ValueError(
@@ -158,6 +148,13 @@ class FloorPredictor(
         if self.ablation is not None and stats.hook_name and stats.hook_name not in self.ablation.hooks:
             raise ValueError(f"the ablation floors were measured at {self.ablation.hooks}, these statistics at "
                              f"{stats.hook_name!r}: pass the floors of this teacher's SAE.")
+        if self.ablation is not None and stats.hook_name and stats.metadata.get("d_sae") is not None:
+            measured = self.ablation.metadata.get("d_sae") or []
+            theirs = measured[self.ablation.hooks.index(stats.hook_name)] if len(measured) == len(
+                self.ablation.hooks) else None
+            if theirs is not None and theirs != stats.metadata["d_sae"]:
+                raise ValueError(f"the ablation floors were measured with an SAE of d_sae = {theirs}, these statistics "
+                                 f"with one of d_sae = {stats.metadata['d_sae']}: pass the floors of this SAE.")
 
     # ----------------------------------------------------------------------------------------------- predictions
     @property
@@ -259,6 +256,11 @@ class FloorPredictor(
         if stats is not None:
             subfolder = sae_subfolder(sae_id)
             stats.metadata.setdefault("sae", str(repo_or_dir) + (f" ({subfolder})" if subfolder else ""))
+            hidden = getattr(getattr(model, "config", None), "hidden_size", None)
+            if hidden is not None and stats.d_in is not None and hidden != stats.d_in:
+                raise ValueError(f"model has hidden size {hidden}, and the statistics stored beside the SAE were "
+                                 f"measured at d_in = {stats.d_in}: this model is not the SAE's teacher. Pass the "
+                                 "teacher, or leave model= out to use the stored statistics.")
         else:
             # Deferred: the SAE side (sae-lens, transformers) loads only when the statistics must come from the
             # SAE itself. The one import of a subpackage from the core: hf_geokd.sae never imports the predictor.
@@ -403,6 +405,7 @@ class FloorPredictor(
             "ablation_table": None if self.ablation is None else markdown_table(self.ablation.table()),
             "predictor": self,
             "floor_table": markdown_table(self.predict(default_widths(self.stats.d_in))),
+            "example_widths": example_widths(self.stats.d_in),
             "critical_widths": critical_widths(self.stats.n_features, self.stats.alpha),
         }
 

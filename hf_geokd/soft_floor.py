@@ -168,3 +168,16 @@ SHIPPED_SOFT_FLOOR = SoftFloorFit(
 """The soft floor fitted (:func:`fit_soft_floor`) to the 264 distillation floors with d_S < d_T of the paper's toy
 grid (``geokd toy``, 48 configurations x 20 seeds; docs/results/toy/points.csv). Scored held out on the disjoint
 confirmation grid (``geokd toy --preset confirm``) and, with Eq. 3, on the transformer demo."""
+
+
+def soft_floor_model(model: str | SoftFloorFit | dict | None) -> SoftFloorFit | None:
+    """A ``floor_model`` argument as a :class:`SoftFloorFit`: None stays None (Eq. 2), ``"soft"`` is
+    :data:`SHIPPED_SOFT_FLOOR`, a dict is a saved fit (:meth:`SoftFloorFit.to_dict`)."""
+    if model is None or isinstance(model, SoftFloorFit):
+        return model
+    if isinstance(model, dict):
+        return SoftFloorFit.from_dict(model)
+    if model == "soft":
+        return SHIPPED_SOFT_FLOOR
+    raise ValueError(f"floor_model must be None (Eq. 2), 'soft' (the shipped soft floor) or a SoftFloorFit, got "
+                     f"{model!r}.")

@@ -45,16 +45,13 @@ def _floors() -> dict[int, dict]:
 
 def sae_cards() -> dict[str, str]:
     """The SAE's card (its folder in the repo) and the repo's index card."""
-    from hf_geokd.capacity import critical_widths
     from hf_geokd.cards import render_card
-    from hf_geokd.sae.hub import sae_card_context
+    from hf_geokd.sae.hub import sae_card_context, sae_index_entry
 
     sae_id, stats = _stats()
     card = render_card("sae", **sae_card_context(stats), repo_id=SAE_REPO, sae_id=sae_id, plot_path=PLOT)
     # one row per SAE folder of the repo, as push_sae_to_hub builds it from the repo's files
-    entry = SimpleNamespace(sae_id=sae_id, stats=stats,
-                            critical_width=critical_widths(stats.n_features, stats.alpha).get("paper"))
-    index = render_card("sae_index", repo_id=SAE_REPO, saes=[entry])
+    index = render_card("sae_index", repo_id=SAE_REPO, saes=[sae_index_entry(sae_id, stats)])
     return {f"sae-repo/{sae_id}/README.md": str(card), "sae-repo/README.md": str(index)}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from importlib.metadata import version
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..capacity import CAPACITY_KINDS, critical_widths
+from ..capacity import CAPACITY_KINDS, critical_widths, quiet_capacity_warnings
 from ..floors import DEFAULT_WIDTHS, default_widths
 from ..paper import paper_checks
 from ..predictor import FloorPredictor
@@ -95,7 +96,8 @@ def load_predictor(args: argparse.Namespace):
     if args.sae_id is not None:
         return _from_sae(args)
     try:
-        saved = FloorPredictor.from_pretrained(args.source)
+        with quiet_capacity_warnings() if args.kind else contextlib.nullcontext():  # --kind warns below instead
+            saved = FloorPredictor.from_pretrained(args.source)
     except FileNotFoundError:  # not a predictor: an SAE folder or repo with stored statistics
         return _from_sae(args)
     return FloorPredictor(

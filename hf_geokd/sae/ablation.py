@@ -24,6 +24,7 @@ cut.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -33,9 +34,10 @@ from tqdm.auto import tqdm
 
 from ..ablation_floors import ABLATION_RULES, AblationFloors
 from ..capacity import CapacityKind, capacity, kept_rank, kind_name, quiet_capacity_warnings
-from ..checks import check_positive_int, check_width
+from ..checks import check_positive_int
 from ..distill.kl import multi_student_distillation_loss
-from ..soft_floor import SoftFloorFit
+from ..floors import check_widths
+from ..soft_floor import SoftFloorFit, soft_floor_model
 from ..stats import FeatureStats
 from .hooks import hook_point, sae_hook_name
 from .measure import _check_vocabulary, _real_tokens, check_sae_and_models, measure_feature_stats, training_processing
@@ -227,9 +229,9 @@ def _check_lm_head(model: torch.nn.Module) -> torch.Tensor:
 def measure_ablation_floors(
     sae, model, dataset, widths: Sequence[int], stats: FeatureStats | Sequence[FeatureStats] | None = None,
     hook_name: str | Sequence[str] | None = None, n_tokens: int = 100_000, capacity_kind: CapacityKind = "dt_signed",
-    kept_rule: str = "floor", floor_model: SoftFloorFit | None = None, temperature: float = 2.0,
+    kept_rule: str = "floor", floor_model: str | SoftFloorFit | dict | None = None, temperature: float = 2.0,
     batch_size: int = 8, chunk_size: int = 512, device: str | torch.device | None = None, progress: bool = True,
-    norm_scaling_factor: float | None = None,
+    norm_scaling_factor: float | None = None, allow_wider: bool = False,
 ) -> AblationFloors:
     """The teacher's own floor at each student width when the latents that width cannot carry are removed at the
     SAE's hook: T^2 KL(teacher || ablated teacher) per token, in nats, with no student trained (see the module).
@@ -239,7 +241,7 @@ def measure_ablation_floors(
             ``expected_average_only_in``), or a list of SAEs at several hooks, ablated together.
         model: the teacher, a ``transformers`` causal LM.
         dataset: rows with ``input_ids`` (or token lists) of held-out tokens, as for :func:`measure_feature_stats`.
-        widths: student widths d_S (each a positive int).
+        widths: student widths d_S (each a positive int, at most the teacher's hidden size unless ``allow_wider``).
         stats: the SAE's :class:`FeatureStats` (they rank the latents; ``stats.latents`` names them), one per SAE;
             None to measure them first on the same tokens (one more pass).
         hook_name: the SAE's hook (a module path or a TransformerLens name; default: the SAE's own), one per SAE.
@@ -247,12 +249,17 @@ def measure_ablation_floors(
         capacity_kind: the capacity g that sets the kept rank r = d_S g (default ``dt_signed``).
         kept_rule: ``floor`` (floor(d_S g), the paper), ``continuous`` (the real-valued d_S g) or ``soft`` (the soft
             floor's retention; needs ``floor_model``).
+        floor_model: with ``kept_rule="soft"`` only: ``"soft"`` (the soft floor shipped with hf-geokd,
+            :data:`~hf_geokd.soft_floor.SHIPPED_SOFT_FLOOR`) or a fitted :class:`~hf_geokd.soft_floor.SoftFloorFit`;
+            its own capacity g_eff replaces ``capacity_kind``.
         temperature: T of the KL (the paper's distillation temperature is 2).
         batch_size: rows per forward; the rest of the teacher runs on (widths + 2) x batch_size rows at once.
         chunk_size: tokens per chunk of the fused KL.
         device: where to run (default: the model's device).
+        progress: show a progress bar over the tokens.
         norm_scaling_factor: for an unfolded ``expected_average_only_in`` SAE, the factor it was trained with (else
             estimated as :func:`measure_feature_stats` does).
+        allow_wider: measure at widths above the teacher's hidden size too (as ``FloorPredictor(allow_wider=True)``).
     """
     saes = _as_list(sae)
     for one in saes:
@@ -264,7 +271,7 @@ def measure_ablation_floors(
                          f"{len(stats_list)} stats.")
     if isinstance(widths, (int, str)) or not len(widths):
         raise ValueError(f"widths must be a non-empty list of student widths, got {widths!r}.")
-    widths = [check_width(width, "widths") for width in widths]
+    widths = check_widths(widths, getattr(getattr(model, "config", None), "hidden_size", None), allow_wider)
     if len(set(widths)) != len(widths):
         raise ValueError(f"widths must be distinct, got {widths}.")
     check_positive_int(n_tokens, "n_tokens")
@@ -273,9 +280,13 @@ def measure_ablation_floors(
     if kept_rule not in ABLATION_RULES:
         raise ValueError(f"kept_rule must be one of {ABLATION_RULES} (Eq. 2's floor(d_S g), the real-valued rank "
                          f"d_S g, or the soft floor's retention), got {kept_rule!r}.")
-    if (floor_model is not None) != (kept_rule == "soft"):
-        raise ValueError("floor_model= goes with kept_rule='soft' (and only with it): the soft floor sets its own "
-                         "capacity g_eff; the floor and continuous cuts use capacity_kind.")
+    floor_model = soft_floor_model(floor_model)
+    if kept_rule == "soft" and floor_model is None:
+        raise ValueError("kept_rule='soft' needs floor_model='soft' (the soft floor shipped with hf-geokd) or a fitted "
+                         "SoftFloorFit.")
+    if floor_model is not None and kept_rule != "soft":
+        raise ValueError(f"floor_model= goes only with kept_rule='soft' (got kept_rule={kept_rule!r}): the soft floor "
+                         "sets its own capacity g_eff; the floor and continuous cuts use capacity_kind.")
     if iter(dataset) is dataset:
         raise ValueError("dataset is a one-shot iterator: the ablation pass (and the statistics or the SAE's norm "
                          "scaling factor it may need first) reads it more than once; pass a list or a "
@@ -314,10 +325,15 @@ def measure_ablation_floors(
 
 def _site(sae, model, dataset, widths, stats, hook_name, kind, kept_rule, floor_model, batch_size, device,
           norm_scaling_factor, n_tokens) -> tuple[_Site, list[float]]:
-    hook_name = hook_name or sae_hook_name(sae)
+    own = sae_hook_name(sae)
+    hook_name = hook_name or own
     if not hook_name:
         raise ValueError("the SAE's config names no hook: pass hook_name= (e.g. 'gpt_neox.layers.12').")
     point = hook_point(model, hook_name)
+    if own and own != hook_name and not _same_site(model, own, point):
+        warnings.warn(f"hook_name={hook_name!r} is not where this SAE was trained ({own!r}): its latents are ablated "
+                      "at another site than the one they describe. Leave hook_name unset to use the SAE's own.",
+                      stacklevel=3)
     _check_ablation_site(point, model)
     hidden = getattr(model.config, "hidden_size", sae.cfg.d_in)
     if sae.cfg.d_in != hidden:
@@ -334,9 +350,25 @@ def _site(sae, model, dataset, widths, stats, hook_name, kind, kept_rule, floor_
                                       norm_scaling_factor=norm_scaling_factor)
     if not isinstance(stats, FeatureStats):
         raise ValueError(f"stats must be the SAE's FeatureStats (or None), got {type(stats).__name__}.")
+    measured = {"d_sae": stats.metadata.get("d_sae"), "d_in": stats.d_in}
+    for key, value in measured.items():
+        if value is not None and value != getattr(sae.cfg, key):
+            raise ValueError(f"stats were measured with an SAE of {key} = {value}, and this SAE has {key} = "
+                             f"{getattr(sae.cfg, key)}: they belong to another SAE. Pass this SAE's own FeatureStats, "
+                             "or stats=None to measure them here.")
     processing = training_processing(sae, model, point, dataset, batch_size, device, norm_scaling_factor)
     weights, kept = removal_weights(stats, sae.cfg.d_sae, widths, kind, kept_rule, floor_model)
     return _Site(sae, point, processing, weights), kept
+
+
+def _same_site(model: torch.nn.Module, hook_name: str, point: HookPoint) -> bool:
+    """Whether ``hook_name`` reads what ``point`` reads, whatever each is called (a module path or a TransformerLens
+    name); a hook this model does not have reads something else."""
+    try:
+        other = hook_point(model, hook_name)
+    except ValueError:
+        return False
+    return (other.module_name, other.read, other.normalize) == (point.module_name, point.read, point.normalize)
 
 
 def _count_tokens(dataset) -> int:

@@ -12,7 +12,7 @@ from sae_lens import upload_saes_to_huggingface
 
 from ..capacity import critical_widths
 from ..cards import render_card
-from ..floors import default_widths, floor_table, floor_tables_every_kind
+from ..floors import default_widths, example_widths, floor_table, floor_tables_every_kind
 from ..reporting.plots import plot_predicted_floors
 from ..stats import STATS_CONFIG_NAME, STATS_WEIGHTS_NAME, FeatureStats
 from ..tables import markdown_table
@@ -58,7 +58,8 @@ def sae_card_context(stats: FeatureStats) -> dict:
     capacity, and d* per capacity kind."""
     return {"stats": stats, "approximation": stats.metadata.get("approximation"),
             "floor_table": markdown_table(floor_table(stats, default_widths(stats.d_in))),
-            "critical_widths": critical_widths(stats.n_features, stats.alpha)}
+            "critical_widths": critical_widths(stats.n_features, stats.alpha),
+            "example_widths": example_widths(stats.d_in)}
 
 
 def _repo_saes(api: HfApi, repo_id: str) -> list[SimpleNamespace]:
@@ -69,11 +70,13 @@ def _repo_saes(api: HfApi, repo_id: str) -> list[SimpleNamespace]:
     measured = [sae_id for sae_id in sae_ids if f"{sae_id}/{STATS_CONFIG_NAME}" in files]
     if measured:  # every SAE's statistics in one download
         snapshot = Path(snapshot_download(repo_id, allow_patterns=[f"{sae_id}/feature_stats.*" for sae_id in measured]))
-    saes = []
-    for sae_id in sae_ids:
-        stats = critical = None
-        if sae_id in measured:
-            stats = FeatureStats.load(snapshot / sae_id)
-            critical = critical_widths(stats.n_features, stats.alpha).get("paper")
-        saes.append(SimpleNamespace(sae_id=sae_id, stats=stats, critical_width=critical))
-    return saes
+    return [sae_index_entry(sae_id, FeatureStats.load(snapshot / sae_id) if sae_id in measured else None)
+            for sae_id in sae_ids]
+
+
+def sae_index_entry(sae_id: str, stats: FeatureStats | None) -> SimpleNamespace:
+    """One SAE's row of the repo's index card: its folder, its statistics (None where it has none), d* under the
+    paper's capacity and the widths of its usage example."""
+    critical = None if stats is None else critical_widths(stats.n_features, stats.alpha).get("paper")
+    return SimpleNamespace(sae_id=sae_id, stats=stats, critical_width=critical,
+                           example_widths=example_widths(None if stats is None else stats.d_in))

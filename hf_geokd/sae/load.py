@@ -143,7 +143,7 @@ def _layout_folders(paths: list[str]) -> list[str]:
     return sorted({str(Path(path).parent) for path in paths if Path(path).name in configs})
 
 
-def _sae_folders(root: Path) -> list[str]:
+def sae_folders(root: Path) -> list[str]:
     """The SAE folders in a local directory, two levels deep at most."""
     paths = [path.relative_to(root).as_posix() for pattern in ("*", "*/*", "*/*/*") for path in root.glob(pattern)]
     return _layout_folders(paths)
@@ -157,7 +157,7 @@ def _hub_sae_folders(repo_id: str) -> list[str] | None:
         return None
 
 
-def _listing(folders: list[str] | None) -> str:
+def sae_folder_listing(folders: list[str] | None) -> str:
     """How an error names the SAE folders there are."""
     if folders is None:
         return "its file list could not be read"
@@ -200,9 +200,9 @@ def load_sae_and_sparsity(repo_or_dir: str | Path, sae_id: str | None = None, al
     root = source if source is not None else _fetch(str(repo_or_dir), subfolder)
     folder = root / subfolder if subfolder else root
     if not folder.is_dir():
-        known = _sae_folders(source) if source is not None else _hub_sae_folders(str(repo_or_dir))
+        known = sae_folders(source) if source is not None else _hub_sae_folders(str(repo_or_dir))
         raise FileNotFoundError(f"{repo_or_dir} has no folder {subfolder!r} (the folder sae_id names does not "
-                                f"exist): check sae_id; {_listing(known)}.")
+                                f"exist): check sae_id; {sae_folder_listing(known)}.")
     layout = detect_format(folder)
     if layout == "dictionary_learning" and not allow_pickle:
         pickles = [path.name for path in folder.iterdir() if path.suffix in PICKLE_SUFFIXES]

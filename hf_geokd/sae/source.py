@@ -10,7 +10,7 @@ from ..checks import sae_subfolder
 from ..sources import local_folder
 from ..stats import FeatureStats, stored_feature_stats
 from .hooks import resolve_model
-from .load import load_sae, load_sae_and_sparsity, release_location
+from .load import load_sae, load_sae_and_sparsity, release_location, sae_folder_listing, sae_folders
 from .measure import measure_feature_stats
 from .sparsity import stats_from_sparsity
 
@@ -58,11 +58,16 @@ def sae_feature_stats(
 
 def _check_folder_exists(repo_or_dir: str | Path, sae_id: str | None) -> None:
     """A local folder with no sub-folder ``sae_id`` is named as such (with the SAE folders there are), not as an SAE
-    without statistics."""
+    without statistics; so is a folder whose SAEs are all in sub-folders, given no ``sae_id``."""
     subfolder = sae_subfolder(sae_id)
     source = local_folder(repo_or_dir)
     if source is not None and subfolder is not None and not (source / subfolder).is_dir():
         load_sae(repo_or_dir, sae_id)  # raises FileNotFoundError listing the SAE folders there are
+    if source is not None and subfolder is None:
+        folders = sae_folders(source)
+        if folders and "." not in folders:
+            raise ValueError(f"{repo_or_dir} holds its SAEs in sub-folders: pass sae_id= "
+                             f"({sae_folder_listing(folders)}).")
 
 
 def _approximate_stats(repo_or_dir: str | Path, sae_id: str | None, allow_pickle: bool,

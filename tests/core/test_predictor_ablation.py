@@ -133,3 +133,50 @@ def test_from_sae_on_stored_statistics_loads_no_sae_library(tmp_path):
             "print(p.stats.n_features, 'sae_lens' in sys.modules, 'transformers' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["40", "False", "False"]
+
+
+def test_floors_statistics_and_a_model_of_another_sae_or_teacher_are_refused(tmp_path):
+    from types import SimpleNamespace
+
+    measured = stats()
+    measured.metadata["d_sae"] = 64
+    other = AblationFloors(**{**FLOORS.__dict__, "metadata": {"d_sae": [128]}})
+    with pytest.raises(ValueError, match="measured with an SAE of d_sae = 128, these statistics with one of "
+                                         "d_sae = 64"):
+        FloorPredictor(measured, ablation=other)
+    assert FloorPredictor(measured, ablation=AblationFloors(**{**FLOORS.__dict__, "metadata": {"d_sae": [64]}}))
+    measured.save(tmp_path / "sae" / "gpt_neox.layers.1")
+    wider = SimpleNamespace(config=SimpleNamespace(hidden_size=32))
+    with pytest.raises(ValueError, match="model has hidden size 32, and the statistics stored beside the SAE were "
+                                         "measured at d_in = 16: this model is not the SAE's teacher"):
+        FloorPredictor.from_sae(tmp_path / "sae", sae_id="gpt_neox.layers.1", model=wider)
+
+
+def test_a_folder_of_sae_folders_without_an_sae_id_names_them(tmp_path, capsys):
+    (tmp_path / "saes" / "gpt_neox.layers.1").mkdir(parents=True)
+    (tmp_path / "saes" / "gpt_neox.layers.1" / "cfg.json").write_text("{}")
+    with pytest.raises(ValueError, match="holds its SAEs in sub-folders: pass sae_id= \\(its SAE folders: "
+                                         "'gpt_neox.layers.1'\\)"):
+        FloorPredictor.from_sae(tmp_path / "saes")
+    assert main(["predict", str(tmp_path / "saes"), "--nats"]) == 2
+    assert "pass --sae-id (its SAE folders: 'gpt_neox.layers.1')" in capsys.readouterr().err
+
+
+def test_the_cards_usage_example_predicts_at_widths_this_teacher_has(tmp_path):
+    FloorPredictor(stats()).save_pretrained(tmp_path / "p")  # d_T = 16
+    assert "predictor.predict([2, 4, 8])" in (tmp_path / "p" / "README.md").read_text()
+
+
+def test_geokd_predict_warns_about_the_capacity_kind_asked_for_only(tmp_path):
+    import warnings
+
+    from hf_geokd import CapacityWarning
+
+    dense = FeatureStats.from_counts(40, 20.0, [1.0 / (i + 1) for i in range(40)], d_in=16)  # alpha 0.5
+    dense.save(tmp_path / "stats")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["predict", str(tmp_path / "stats"), "--kind", "dt_signed", "--widths", "4"]) == 0
+        assert not [w for w in caught if issubclass(w.category, CapacityWarning)]
+        assert main(["predict", str(tmp_path / "stats"), "--widths", "4"]) == 0
+    assert any("kind='paper'" in str(w.message) for w in caught if issubclass(w.category, CapacityWarning))

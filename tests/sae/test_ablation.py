@@ -1,5 +1,7 @@
 """The ablation floor (floors in nats without a student), checked against hand computations on tiny models."""
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +14,7 @@ from hf_geokd.ablation_floors import AblationFloors
 from hf_geokd.sae import measure_ablation_floors, measure_feature_stats
 from hf_geokd.sae.hooks import hook_point
 from hf_geokd.sae.processing import sae_processing
+from hf_geokd.soft_floor import SHIPPED_SOFT_FLOOR
 
 TOKENS = torch.randint(0, VOCAB, (6, 12), generator=torch.Generator().manual_seed(3))
 ROWS = [{"input_ids": row.tolist()} for row in TOKENS]
@@ -83,7 +86,7 @@ def test_removing_nothing_costs_exactly_nothing(neox):
     sae = exact_sae("gpt_neox.layers.0")
     stats = stats_of(sae, neox)
     floors = measure_ablation_floors(sae, neox, ROWS, [1, 2 * D], stats=stats, n_tokens=N_POSITIONS, progress=False,
-                                     capacity_kind="info")
+                                     capacity_kind="info", allow_wider=True)  # 2 D: past d* for certain
     assert floors.splice_kl == 0.0 and floors.splice_ce == floors.teacher_ce
     assert floors.kl[1] == 0.0 and floors.ce[1] == floors.teacher_ce
     assert floors.kl[0] > 0.0 and floors.n_tokens == N_POSITIONS
@@ -192,10 +195,36 @@ def test_bad_inputs_are_named(neox):
         measure_ablation_floors(random_sae("blocks.1.ln2.hook_normalized"), neox, ROWS, [2], **run)
     with pytest.raises(ValueError, match="kept_rule must be one of"):
         measure_ablation_floors(sae, neox, ROWS, [2], kept_rule="round", **run)
-    with pytest.raises(ValueError, match="floor_model= goes with kept_rule='soft'"):
+    with pytest.raises(ValueError, match="kept_rule='soft' needs floor_model='soft'"):
         measure_ablation_floors(sae, neox, ROWS, [2], kept_rule="soft", **run)
+    with pytest.raises(ValueError, match="floor_model= goes only with kept_rule='soft' \\(got kept_rule='floor'\\)"):
+        measure_ablation_floors(sae, neox, ROWS, [2], floor_model="soft", **run)
+    with pytest.raises(ValueError, match=f"widths \\[{D + 1}\\] exceed the teacher's hidden size {D}"):
+        measure_ablation_floors(sae, neox, ROWS, [2, D + 1], **run)
+    smaller = exact_sae("gpt_neox.layers.0")  # d_sae = 2 D: its statistics rank latents this SAE also has
+    with pytest.raises(ValueError, match=f"stats were measured with an SAE of d_sae = {2 * D}, and this SAE has "
+                                         f"d_sae = {4 * D}: they belong to another SAE"):
+        measure_ablation_floors(sae, neox, ROWS, [2], **{**run, "stats": stats_of(smaller, neox)})
     with pytest.raises(ValueError, match="one-shot iterator"):
         measure_ablation_floors(sae, neox, iter(ROWS), [2], **run)
+
+
+def test_an_sae_ablated_at_another_site_than_its_own_is_warned_about(neox):
+    sae = random_sae("gpt_neox.layers.0")
+    run = dict(stats=stats_of(sae, neox), n_tokens=N_POSITIONS, progress=False)
+    with pytest.warns(UserWarning, match="hook_name='gpt_neox.layers.1' is not where this SAE was trained "
+                                         "\\('gpt_neox.layers.0'\\)"):
+        measure_ablation_floors(sae, neox, ROWS, [2], hook_name="gpt_neox.layers.1", **run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the same site under its TransformerLens name: no warning
+        measure_ablation_floors(sae, neox, ROWS, [2], hook_name="blocks.0.hook_resid_post", **run)
+
+
+def test_the_shipped_soft_floor_is_named_soft(neox):
+    sae = random_sae("gpt_neox.layers.0")
+    run = dict(stats=stats_of(sae, neox), n_tokens=N_POSITIONS, progress=False, kept_rule="soft")
+    named = measure_ablation_floors(sae, neox, ROWS, [2, 4], floor_model="soft", **run)
+    assert named == measure_ablation_floors(sae, neox, ROWS, [2, 4], floor_model=SHIPPED_SOFT_FLOOR, **run)
 
 
 def test_an_attention_with_a_batch_sized_mask_or_soft_capped_logits_is_refused(neox):
