@@ -118,6 +118,9 @@ def command_predict(args: argparse.Namespace) -> int:
                                    ablation=predictor.ablation)
     stats = predictor.stats
     widths = args.widths or default_widths(stats.d_in)
+    if args.nats and predictor.ablation is None:  # before any output: a refusal costs nothing
+        raise ValueError(NO_ABLATION)
+    table = predictor.predict(widths)  # bad widths are refused before any output too
     print(predictor.summary())
     print(
         "d* per capacity kind: "
@@ -125,9 +128,6 @@ def command_predict(args: argparse.Namespace) -> int:
     )
     if stats.metadata.get("spectrum"):
         print(f"importance spectrum: {stats.metadata['spectrum']} (an assumption, not a measurement)")
-    if args.nats and predictor.ablation is None:  # before any output: a refusal costs nothing
-        raise ValueError(NO_ABLATION)
-    table = predictor.predict(widths)
     print()
     print(markdown_table(table))
     if args.nats:

@@ -104,6 +104,9 @@ def test_resaving_without_ablation_floors_leaves_no_stale_ones_and_nats_refuses_
     captured = capsys.readouterr()
     assert "predicted_floor" not in captured.out and "measure_ablation_floors" in captured.err
     assert not (tmp_path / "q").exists()
+    assert main(["predict", str(tmp_path / "p"), "--widths", "4", "32"]) == 2  # d_T = 16
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--widths [32] exceed the teacher's hidden size 16" in captured.err
 
 
 def test_ablation_floors_of_another_hook_or_a_malformed_dict_are_refused():
