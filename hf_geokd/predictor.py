@@ -89,6 +89,22 @@ def _decode_ablation(ablation: AblationFloors | dict | None) -> AblationFloors |
                      f"{type(ablation).__name__}.")
 
 
+def _check_same_sae(stats: FeatureStats, ablation: AblationFloors) -> None:
+    """The ablation floors were measured with the SAE of these statistics: at their hook, and, where both record
+    it, with the same d_sae."""
+    if not stats.hook_name:
+        return
+    if stats.hook_name not in ablation.hooks:
+        raise ValueError(f"the ablation floors were measured at {ablation.hooks}, these statistics at "
+                         f"{stats.hook_name!r}: pass the floors of this teacher's SAE.")
+    sizes = ablation.metadata.get("d_sae") or []
+    theirs = sizes[ablation.hooks.index(stats.hook_name)] if len(sizes) == len(ablation.hooks) else None
+    mine = stats.metadata.get("d_sae")
+    if None not in (theirs, mine) and theirs != mine:
+        raise ValueError(f"the ablation floors were measured with an SAE of d_sae = {theirs}, these statistics with "
+                         f"one of d_sae = {mine}: pass the floors of this SAE.")
+
+
 class FloorPredictor(
     ModelHubMixin,
     library_name="hf-geokd",
@@ -145,16 +161,8 @@ class FloorPredictor(
         self.allow_wider = allow_wider
         self.kept_rule = check_kept_rule(kept_rule)
         self.ablation = _decode_ablation(ablation)
-        if self.ablation is not None and stats.hook_name and stats.hook_name not in self.ablation.hooks:
-            raise ValueError(f"the ablation floors were measured at {self.ablation.hooks}, these statistics at "
-                             f"{stats.hook_name!r}: pass the floors of this teacher's SAE.")
-        if self.ablation is not None and stats.hook_name and stats.metadata.get("d_sae") is not None:
-            measured = self.ablation.metadata.get("d_sae") or []
-            theirs = measured[self.ablation.hooks.index(stats.hook_name)] if len(measured) == len(
-                self.ablation.hooks) else None
-            if theirs is not None and theirs != stats.metadata["d_sae"]:
-                raise ValueError(f"the ablation floors were measured with an SAE of d_sae = {theirs}, these statistics "
-                                 f"with one of d_sae = {stats.metadata['d_sae']}: pass the floors of this SAE.")
+        if self.ablation is not None:
+            _check_same_sae(stats, self.ablation)
 
     # ----------------------------------------------------------------------------------------------- predictions
     @property
