@@ -381,8 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the embedded end-to-end demo (offline, CPU)")
     demo.add_argument("--out", default="outputs/demo", help="folder for the report, figures and models (reused)")
     demo.add_argument("--preset", choices=("quick", "full", "long", "gpu"), default="quick",
-                      help="quick: 11-15 min on 2 CPU cores; full: under an hour; long: every student to the "
-                           "convergence rule (~75 min); gpu: students up to 3,000 steps")
+                      help="quick: about 7 min on 2 CPU cores (10 with the install); full: under an hour; long: every "
+                           "student to the convergence rule (~75 min); gpu: students up to 3,000 steps")
     demo.set_defaults(func=command_demo)
 
     zoo = commands.add_parser("zoo", help="the demo's pipeline on many teachers, every prediction registered first")

@@ -111,7 +111,7 @@ class DemoConfig:
 
 
 DEMO_PRESETS: dict[str, dict] = {
-    # make demo: 11-15 minutes on 2 CPU cores; students stop at 240 steps, before they converge.
+    # make demo: about 10 minutes on 2 CPU cores with the install; students stop at 240 steps, before they converge.
     "quick": {},
     # about an hour on 2 CPU cores: a teacher trained longer, students up to 2,400 steps (at 1,200 none met the 1%
     # rule; their fitted curves put d_S = 8 and 12 there at ~2,400). A student whose floor tends to 0 (the control)
