@@ -8,9 +8,12 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"
 
 
+DEMO_RUNS = {"demo (quick)": "demo", "demo (quick rerun)": "demo-rerun"}
+
+
 def run_folder(label: str) -> Path:
-    """``demo (quick)`` -> docs/results/demo; ``zoo <teacher>`` -> docs/results/zoo/<teacher>."""
-    return RESULTS / "demo" if label == "demo (quick)" else RESULTS / "zoo" / label.removeprefix("zoo ")
+    """``demo (quick)`` -> docs/results/demo (:data:`DEMO_RUNS`); ``zoo <teacher>`` -> docs/results/zoo/<teacher>."""
+    return RESULTS / DEMO_RUNS[label] if label in DEMO_RUNS else RESULTS / "zoo" / label.removeprefix("zoo ")
 
 
 def expected_rows(label: str) -> list[str]:
@@ -34,6 +37,8 @@ def test_every_row_is_recomputed_from_the_committed_probe_tables_and_no_probed_r
     labels = list(dict.fromkeys(row.split(" | ")[0].removeprefix("| ") for row in rows))
     assert "demo (quick)" in labels
     assert rows == [row for label in labels for row in expected_rows(label)]
-    probed = {"demo (quick)"} | {f"zoo {path.parent.parent.name}"
-                                 for path in (RESULTS / "zoo").glob("*/probes/probes.csv")}
+    probed = {f"zoo {path.parent.parent.name}" for path in (RESULTS / "zoo").glob("*/probes/probes.csv")}
+    folders = {path.parent.parent.name for path in RESULTS.glob("*/probes/probes.csv")}
+    assert folders <= set(DEMO_RUNS.values()), f"name the probed runs {sorted(folders)} in DEMO_RUNS"
+    probed |= {label for label, folder in DEMO_RUNS.items() if folder in folders}
     assert probed == set(labels), "a committed run's probes are missing from docs/findings/probing.md (or extra)"
