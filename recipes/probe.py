@@ -90,6 +90,17 @@ def load_model(name: str, device: str):
         return load_pretrained(AutoModelForCausalLM.from_pretrained, name).to(device)
 
 
+def student_loaders(names: list[str], device: str) -> dict[str, partial]:
+    """``d_S=<width>`` -> a loader of that student (loaded when its turn comes), named from each student's config
+    before anything is probed; two students of one width are refused (results are named by width)."""
+    labels = [student_label(load_pretrained(AutoConfig.from_pretrained, name).hidden_size) for name in names]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ValueError(f"models: more than one student of width {', '.join(twice)}; the results name each student by "
+                         "its width, so give one student per width (probe the others in another run).")
+    return {label: partial(load_model, name, device) for label, name in zip(labels, names)}
+
+
 def survival_folders(survival_dir: str | None) -> list:
     """recipes/survival.py's results (one per student), or none without a ``survival_dir``."""
     if survival_dir is None:
@@ -121,11 +132,10 @@ def main(argv: list[str] | None = None) -> None:
         (args,) = parse_recipe_args((ProbeArguments,), argv)
         for name in args.models:
             local_folder(name)  # a missing student folder is named before any probe runs
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        students = student_loaders(args.models[1:], device)
         tokenizer = load_pretrained(AutoTokenizer.from_pretrained, args.tokenizer_name or args.models[0])
         concepts = load_concepts(args)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        students = {student_label(load_pretrained(AutoConfig.from_pretrained, name).hidden_size):
-                    partial(load_model, name, device) for name in args.models[1:]}  # loaded one at a time
     teacher = load_model(args.models[0], device)
     models = {"teacher": teacher, **students}
     with recipe_errors():

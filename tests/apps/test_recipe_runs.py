@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset, load_from_disk
+from transformers import AutoConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "recipes/tiny/distill.yaml"
@@ -167,3 +168,15 @@ def test_a_rerun_resumes_only_the_same_run(tiny_artifacts, tmp_path, capsys):
     line = failure(capsys, distill.main, tiny_argv(tiny_artifacts, out, *short))
     assert "holds a run with other settings: temperature 5.0 (now 2.0)" in line
     assert (out / "model.safetensors").read_bytes() == model
+
+
+def test_the_probe_recipe_refuses_two_students_of_one_width(tiny_artifacts, tmp_path, capsys):
+    from hf_geokd.distill import build_student
+
+    config = AutoConfig.from_pretrained(tiny_artifacts / "teacher")
+    for name in ("a", "b"):
+        build_student(config, 16).save_pretrained(tmp_path / name)
+    argv = ["--models", str(tiny_artifacts / "teacher"), str(tmp_path / "a"), str(tmp_path / "b"), "--layer", "1",
+            "--output_dir", str(tmp_path / "out")]
+    line = failure(capsys, recipe("probe").main, argv)
+    assert "models: more than one student of width d_S=16" in line and not (tmp_path / "out").exists()
