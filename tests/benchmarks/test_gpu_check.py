@@ -25,10 +25,7 @@ def run_script(*args: str, cache_dir: Path | None = None) -> subprocess.Complete
 
 
 def part_names(monkeypatch) -> list[str]:
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
-    from gpu_check import PARTS
-
-    return list(PARTS)
+    return list(script_module(monkeypatch).PARTS)
 
 
 def results_files() -> dict[str, int]:
@@ -47,16 +44,27 @@ def test_dry_run_writes_every_part_with_ratios_beside_baselines(tmp_path, wheel_
     assert results_files() == before  # a dry run never writes the committed results
 
 
-def test_without_cuda_exits_2_in_one_line(tmp_path):
-    result = run_script("--out", str(tmp_path))
-    assert result.returncode == 2
-    assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
-    assert "no CUDA device" in result.stderr and "--dry-run" in result.stderr
+def script_module(monkeypatch):
+    """The script as a module, in this process (its checks run before it measures anything), with no CUDA device."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import gpu_check
+
+    monkeypatch.setattr(gpu_check.torch.cuda, "is_available", lambda: False)
+    return gpu_check
+
+
+def test_without_cuda_exits_2_in_one_line(tmp_path, monkeypatch, capsys):
+    assert script_module(monkeypatch).main(["--out", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "no CUDA device" in captured.err and "--dry-run" in captured.err
     assert not list(tmp_path.iterdir())
 
 
-def test_dry_run_refuses_the_results_folder_and_unknown_parts():
+def test_dry_run_refuses_the_results_folder_and_unknown_parts(monkeypatch, capsys):
+    script = script_module(monkeypatch)
     for args, message in ((["--dry-run", "--out", str(RESULTS)], "never writes into benchmarks/results"),
                           (["--dry-run", "--parts", "sweep,bogus"], "unknown part(s) bogus")):
-        result = run_script(*args)
-        assert result.returncode == 2 and message in result.stderr
+        with pytest.raises(SystemExit) as stopped:
+            script.main(args)
+        assert stopped.value.code == 2 and message in capsys.readouterr().err
