@@ -84,10 +84,6 @@ def random_init_model(config, seed: int, device: str | torch.device | None = Non
     return AutoModelForCausalLM.from_config(config).to(device=device, dtype=dtype).eval()
 
 
-def _loaded(model: ModelOrLoader) -> torch.nn.Module:
-    return model if isinstance(model, torch.nn.Module) else model()
-
-
 def probe_study(models: Mapping[str, ModelOrLoader], concepts: Mapping[str, GroupedConcept], layer: int, tokenizer,
                 random_model: ModelOrLoader, seeds: int = 5, test_fraction: float = 0.2, margin: float = 0.02,
                 batch_size: int = 16, max_length: int = 128, max_types: int = 5000) -> pd.DataFrame:
@@ -134,9 +130,11 @@ def probe_study(models: Mapping[str, ModelOrLoader], concepts: Mapping[str, Grou
 
     probe(BAG_OF_TOKENS, None)
     for model_name, model in {RANDOM_INIT: random_model, **models}.items():
-        probe(model_name, _loaded(model))
-        if not isinstance(model, torch.nn.Module):
-            gc.collect()  # a loaded model is let go here, before the next loads, even one that holds a cycle
+        if isinstance(model, torch.nn.Module):
+            probe(model_name, model)
+        else:
+            probe(model_name, model())
+            gc.collect()  # the loaded model is let go here, before the next loads, even one that holds a cycle
     table = pd.DataFrame([rows[model_name, name] for name in concepts for model_name in (*BASELINES, *models)])
     table.attrs["margin"] = margin
     return table
